@@ -23,6 +23,9 @@ TINY_STUDY = {
     "embed": {"batch_size": 256},
     "probe": {"l2_grid": [0.01, 0.001], "max_iter": 50, "knn_k": 5},
     "predict": {"ece_bins": 15},
+    "similarity": {"knn_k": 5, "n_perm": 20, "seed": 0, "concat_all_up_to": 16, "mix_fractions": [0.0, 0.5, 1.0],
+                   "mix_dim": None},
+    "ensemble": {"n_boot": 1000, "seed": 0, "matched_band": 0.2, "greedy_max_size": 4, "strongest": 2},
     "models": {
         "cnn_a": {"source": "recipe:supervised", "tags": dict(_TAGS), "arch": dict(_CNN),
                   "train": {"epochs": 2, "batch_size": 64, "lr": 0.01}},
@@ -55,6 +58,21 @@ def digits():
     from zooscope.data.datasets import load_dataset
 
     return load_dataset(DatasetSpec(**TINY_STUDY["dataset"]))
+
+
+@pytest.fixture(scope="session")
+def studied(tmp_path_factory) -> tuple[Path, str]:
+    """The tiny study after one real `dvc repro`, committed: (repository, the repro's output).
+
+    Shared by every end-to-end test module; a test that changes the study works on a copy.
+    """
+    from tests.test_pipeline import _run, dvc, make_repo
+
+    repo = make_repo(tmp_path_factory.mktemp("study"), TINY_STUDY)
+    out = dvc(repo, "repro").stdout
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", "study"], repo)
+    return repo, out
 
 
 def write_study(path: Path, study: dict) -> Path:

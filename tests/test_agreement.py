@@ -7,6 +7,7 @@ from zooscope.agreement import (
     all_pairs_agreement,
     all_pairs_disagreement,
     bootstrap_pair,
+    bootstrap_statistics,
     class_specialisation,
     disagreement,
     error_consistency,
@@ -215,3 +216,48 @@ def test_greedy_ensemble_checks_arguments():
         greedy_ensemble(list(probs), labels, max_size=4)
     with pytest.raises(ValueError, match="n_models"):
         greedy_ensemble(lambda m: probs[m], labels, max_size=2)
+
+
+def test_kappa_of_independent_predictors_is_near_zero_inside_its_interval():
+    rng = np.random.default_rng(11)
+    a, b = rng.random(5000) < 0.7, rng.random(5000) < 0.6  # independent errors
+    ens = a & b
+    kappa = error_consistency(a, b)["kappa"]
+    lo, hi = bootstrap_pair(a, b, ens, n_boot=1000, seed=0)["kappa"]
+    assert abs(kappa) < 0.05 and lo < 0 < hi
+
+
+def test_bootstrap_statistics_broadcast_over_pairs():
+    n_a, n_b, n_ab, n_ens = (np.array([[60, 70], [50, 50]]), np.array([[40, 45], [50, 50]]),
+                             np.array([[30, 35], [50, 50]]), np.array([[65, 72], [50, 50]]))
+    got = bootstrap_statistics(n_a, n_b, n_ab, n_ens, 100)
+    for p in range(2):
+        for r in range(2):
+            ref = _kappa_from_table(*_table_vectors(n_a[p, r], n_b[p, r], n_ab[p, r], 100))
+            assert got["kappa"][p, r] == pytest.approx(ref["kappa"])
+            assert got["error_inconsistency"][p, r] == pytest.approx(ref["error_inconsistency"])
+            assert got["gain"][p, r] == pytest.approx((n_ens[p, r] - max(n_a[p, r], n_b[p, r])) / 100)
+    assert got["kappa"][1, 0] == 1.0  # identical predictors
+
+
+def _table_vectors(n_a, n_b, n_ab, n):
+    """Correctness vectors with the given counts (n_ab both right, then a only, then b only)."""
+    a, b = np.zeros(n, bool), np.zeros(n, bool)
+    a[:n_ab] = b[:n_ab] = True
+    a[n_ab:n_a] = True
+    b[n_a:n_a + n_b - n_ab] = True
+    return a, b
+
+
+def test_greedy_ensemble_is_exact_under_ties():
+    probs, labels = _zoo(n_models=5, n=500)
+    probs = np.floor(probs * 4) / 4  # quarters: many exact ties between classes
+    order, curve, total = [], [], np.zeros(probs.shape[1:])
+    for _ in range(4):  # brute force: the full argmax of every candidate sum
+        scores = {m: np.mean((total + probs[m]).argmax(1) == labels) for m in range(5) if m not in order}
+        best = max(scores, key=lambda m: (scores[m], -m))
+        order.append(best)
+        curve.append(scores[best])
+        total = total + probs[best]
+    got = greedy_ensemble(list(probs.astype(np.float32)), labels, max_size=4)
+    assert got["order"].tolist() == order and got["accuracy"].tolist() == curve

@@ -23,6 +23,8 @@ threads: 1
 embed: {batch_size: 64}
 probe: {l2_grid: [0.01, 0.001], max_iter: 20, knn_k: 3}
 predict: {ece_bins: 10}
+similarity: {knn_k: 5, n_perm: 20, seed: 0, concat_all_up_to: 8, mix_fractions: [0, 0.5, 1], mix_dim: null}
+ensemble: {n_boot: 1000, seed: 0, matched_band: 0.02, greedy_max_size: 2, strongest: 1}
 models:
   cnn_a:
     source: recipe:supervised
@@ -76,13 +78,36 @@ def test_missing_file_is_a_study_error(tmp_path):
 def test_unknown_top_level_key(tmp_path):
     msg = _error(tmp_path, VALID + "trainn: {epochs: 3}\n")
     assert "trainn" in msg and "unknown key" in msg
-    for allowed in ("dataset", "base", "models", "embed", "probe", "predict", "threads"):
+    for allowed in ("dataset", "base", "models", "embed", "probe", "predict", "ensemble", "similarity", "threads"):
         assert allowed in msg
 
 
 def test_foreign_sections_are_left_to_their_stages(tmp_path):
-    study = load_study(_write(tmp_path, VALID + "report: {anything: [1, 2]}\nsimilarity: {x: 1}\n"))
+    study = load_study(_write(tmp_path, VALID + "report: {anything: [1, 2]}\nmistakes: {x: 1}\n"))
     assert study.base == "cnn_a"
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("n_boot: 1000", "n_boot: 200", ["ensemble.n_boot", "greater than or equal to 1000"]),
+    ("matched_band: 0.02", "matched_band: 0", ["ensemble.matched_band", "greater than 0"]),
+    ("strongest: 1}", "strongest: 1, bagging: 3}", ["ensemble.bagging", "unknown key", "n_boot", "matched_band"]),
+    ("n_perm: 20", "n_perm: 5", ["similarity.n_perm", "greater than or equal to 20"]),
+    ("mix_fractions: [0, 0.5, 1]", "mix_fractions: [0.5, 0, 1]", ["similarity.mix_fractions", "increasing"]),
+    ("mix_dim: null", "mix_dim: 1", ["similarity.mix_dim", "greater than or equal to 2"]),
+])
+def test_pairwise_settings_name_the_bad_key(tmp_path, old, new, expected):
+    assert old in VALID
+    msg = _error(tmp_path, VALID.replace(old, new))
+    for part in expected:
+        assert part in msg
+
+
+def test_pairwise_settings_are_typed_and_required(tmp_path):
+    study = load_study(_write(tmp_path, VALID))
+    assert study.ensemble.n_boot == 1000 and study.ensemble.matched_band == 0.02 and study.ensemble.strongest == 1
+    assert study.similarity.mix_fractions == (0, 0.5, 1) and study.similarity.mix_dim is None
+    msg = _error(tmp_path, "\n".join(line for line in VALID.splitlines() if not line.startswith("ensemble:")))
+    assert "ensemble: Field required" in msg
 
 
 def test_unknown_key_in_model_spec_lists_allowed_keys(tmp_path):
@@ -219,6 +244,8 @@ threads: 1
 embed: {}
 probe: {}
 predict: {}
+ensemble: {}
+similarity: {}
 models:
   cnn_a:
     source: recipe:supervised

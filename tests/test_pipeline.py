@@ -51,22 +51,15 @@ def make_repo(path: Path, study: dict) -> Path:
     _run(["git", "config", "user.name", "t"], path)
     dvc(path, "init", "-q")
     dvc(path, "config", "core.analytics", "false")
+    shutil.copy(REPO / ".dvcignore", path / ".dvcignore")
+    shutil.copytree(REPO / ".dvc" / "plots", path / ".dvc" / "plots")  # custom plot templates
     return path
-
-
-@pytest.fixture(scope="module")
-def studied(tmp_path_factory) -> tuple[Path, str]:
-    repo = make_repo(tmp_path_factory.mktemp("study"), TINY_STUDY)
-    out = dvc(repo, "repro").stdout
-    _run(["git", "add", "-A"], repo)
-    _run(["git", "commit", "-qm", "study"], repo)
-    return repo, out
 
 
 def test_repro_runs_every_stage_of_every_model(studied):
     repo, out = studied
     expected = {f"{s}@{m}" for s in ("fetch", "embed", "probe", "predict") for m in TINY_STUDY["models"]}
-    assert set(ran_stages(out)) == expected
+    assert set(ran_stages(out)) == expected | {"similarity", "ensemble"}
     for mid in TINY_STUDY["models"]:
         card = json.loads((repo / f"artifacts/models/{mid}/card.json").read_text())
         assert card["id"] == mid and len(card["sha256"]) == 64
@@ -121,8 +114,11 @@ def test_nothing_changed_runs_nothing_and_one_model_change_reruns_only_that_mode
     study = yaml.safe_load((work / "params.yaml").read_text())
     study["models"]["cnn_b"]["tags"]["seed"] = 7
     write_study(work / "params.yaml", study)
-    ran = ran_stages(dvc(work, "repro").stdout)
-    assert sorted(ran) == sorted(f"{s}@cnn_b" for s in ("fetch", "embed", "probe", "predict"))
+    out = dvc(work, "repro").stdout
+    assert sorted(ran_stages(out)) == sorted([*(f"{s}@cnn_b" for s in ("fetch", "embed", "probe", "predict")),
+                                              "similarity", "ensemble"])
+    pairs_with_cnn_b = len(TINY_STUDY["models"]) - 1
+    assert f"similarity: 6 pairs, {pairs_with_cnn_b} computed" in out and f"ensemble: 6 pairs, {pairs_with_cnn_b} computed" in out
 
 
 def test_a_bad_model_fails_its_stage_with_a_clear_message(tmp_path):

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from zooscope.similarity import linear_cka, linear_cka_debiased, mutual_knn, permutation_null
+from zooscope.similarity import (
+    cka_scores,
+    knn_ids,
+    linear_cka,
+    linear_cka_debiased,
+    mutual_knn,
+    mutual_knn_scores,
+    permutation_null,
+)
 
 
 def _pair(n=60, d1=8, d2=5, noise=1.0, seed=0):
@@ -116,3 +124,25 @@ def test_permutation_null_of_an_order_free_score_is_zero():
     x, y = _pair(n=30)
     _, std, corrected = permutation_null(lambda a, b: float(a.sum() + b.sum()), x, y, n_perm=5)
     assert std == pytest.approx(0, abs=1e-9) and corrected == pytest.approx(0, abs=1e-9)
+
+
+def test_cka_scores_equal_the_generic_permutation_null():
+    x, y = _pair(n=80, d1=12, d2=7, noise=0.7, seed=3)
+    got = cka_scores(x, y, n_perm=20, seed=5)
+    for name, fn in (("cka", linear_cka), ("cka_debiased", linear_cka_debiased)):
+        mean, std, corrected = permutation_null(fn, x, y, n_perm=20, seed=5)
+        assert got[name] == pytest.approx(fn(x, y), rel=1e-12)
+        assert (got[f"{name}_null"], got[f"{name}_null_std"], got[f"{name}_corrected"]) == pytest.approx(
+            (mean, std, corrected), rel=1e-9, abs=1e-12)
+    assert got["cka_debiased_null"] == pytest.approx(0, abs=0.05)  # debiased: unrelated is near 0
+
+
+def test_mutual_knn_scores_equal_the_generic_permutation_null():
+    x, y = _pair(n=150, noise=1.5, seed=2)
+    got = mutual_knn_scores(knn_ids(x, k=5), knn_ids(y, k=5), n_perm=20, seed=1)
+    mean, std, corrected = permutation_null(functools.partial(mutual_knn, k=5), x, y, n_perm=20, seed=1)
+    assert got["mutual_knn"] == mutual_knn(x, y, k=5)
+    assert (got["mutual_knn_null"], got["mutual_knn_null_std"], got["mutual_knn_corrected"]) == pytest.approx(
+        (mean, std, corrected), abs=1e-12)
+    same = mutual_knn_scores(knn_ids(x, k=5), knn_ids(x, k=5), n_perm=3)
+    assert same["mutual_knn"] == 1.0 and same["mutual_knn_null"] < 0.2

@@ -2,7 +2,7 @@
 
 Every agreement statistic of a pair is a function of four counts over the ``n`` evaluation samples:
 ``n_a`` and ``n_b`` (samples each model gets right) and ``n_ab`` (samples both get right). The one
-private core, :func:`_agreement_from_counts`, turns broadcastable count arrays into the statistics, so
+core, :func:`agreement_from_counts`, turns broadcastable count arrays into the statistics, so
 the single pair, the bootstrap resamples and the all-pairs matrices share the same arithmetic and
 give identical numbers. Kappa and the correlation are written in integer counts (the science.md
 formulas multiplied through by ``n**2``), so degenerate pairs (a perfect model, a constant error
@@ -16,10 +16,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
+from zooscope.resample import bootstrap_weights, interval95, resampled_counts
+from zooscope.sumargmax import sum_is_label, summarise
+
 __all__ = [
     "error_consistency",
     "disagreement",
     "pair_ensemble",
+    "agreement_from_counts",
+    "bootstrap_statistics",
     "bootstrap_pair",
     "all_pairs_agreement",
     "all_pairs_disagreement",
@@ -69,10 +74,10 @@ def _check_pair(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# private core
+# the core: statistics from counts
 
 
-def _agreement_from_counts(n_a: ArrayLike, n_b: ArrayLike, n_ab: ArrayLike, n: int) -> dict[str, np.ndarray]:
+def agreement_from_counts(n_a: ArrayLike, n_b: ArrayLike, n_ab: ArrayLike, n: int) -> dict[str, np.ndarray]:
     """Section 2 statistics from broadcastable counts of correct samples out of ``n``.
 
     With p_a = n_a/n, p_b = n_b/n and c_obs = (n - n_a - n_b + 2 n_ab)/n, the science.md formulas become
@@ -129,7 +134,7 @@ def error_consistency(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str,
     a, b = _as_correct("correct_a", correct_a), _as_correct("correct_b", correct_b)
     _check_pair("correct_a", a, "correct_b", b)
     counts = np.count_nonzero(a), np.count_nonzero(b), np.count_nonzero(a & b)
-    return {key: float(value) for key, value in _agreement_from_counts(*counts, len(a)).items()}
+    return {key: float(value) for key, value in agreement_from_counts(*counts, len(a)).items()}
 
 
 def disagreement(pred_a: np.ndarray, pred_b: np.ndarray) -> float:
@@ -186,6 +191,21 @@ def pair_ensemble(
     return result
 
 
+def bootstrap_statistics(n_a: ArrayLike, n_b: ArrayLike, n_ab: ArrayLike, n_ens: ArrayLike, n: int) -> dict[str, np.ndarray]:
+    """kappa, error inconsistency and ensemble gain of resamples from their counts (broadcastable arrays).
+
+    Args:
+        n_a, n_b, n_ab, n_ens: per resample, the drawn samples that a, b, both, and their ensemble get
+            right (e.g. [n_boot] for one pair, [n_pairs, n_boot] for many); ``n`` draws per resample.
+
+    Returns:
+        ``{"kappa", "error_inconsistency", "gain"}``, arrays of the broadcast shape.
+    """
+    stats = agreement_from_counts(n_a, n_b, n_ab, n)
+    gain = (np.asarray(n_ens) - np.maximum(n_a, n_b)) / n
+    return {"kappa": stats["kappa"], "error_inconsistency": stats["error_inconsistency"], "gain": gain}
+
+
 def bootstrap_pair(
     correct_a: np.ndarray,
     correct_b: np.ndarray,
@@ -197,10 +217,11 @@ def bootstrap_pair(
 ) -> dict[str, tuple[float, float]]:
     """95% percentile bootstrap intervals over samples for kappa, error inconsistency and ensemble gain.
 
-    Resamples are drawn ``block`` at a time as an index matrix [block, n_samples]. Each sample is one of
-    eight patterns (a right, b right, ensemble right), so a resample is summarised by its pattern counts
-    (one ``bincount``) and the member/joint counts follow by a [block, 8] x [8, 4] product; no Python
-    loop over resamples, memory O(block * n_samples).
+    The resamples are :func:`zooscope.resample.bootstrap_weights` (n_boot, seed, block): the counts of
+    every resample follow from one product with the [n_samples, 4] indicator matrix (a right, b right,
+    both right, ensemble right), so there is no Python loop over resamples; memory O(n_boot * n_samples)
+    bytes. Every pair resampled with the same seed and block sees the same resamples, which is what lets
+    ``zooscope.allpairs`` reproduce these intervals for a whole zoo at once.
 
     Args:
         correct_a, correct_b, correct_ens: bool (or 0/1) [n_samples], correctness of each member and of
@@ -216,25 +237,11 @@ def bootstrap_pair(
     ens = _as_correct("correct_ens", correct_ens)
     _check_pair("correct_a", a, "correct_b", b)
     _check_pair("correct_a", a, "correct_ens", ens)
-    if n_boot < 1 or block < 1:
-        raise ValueError(f"n_boot ({n_boot}) and block ({block}) must be positive")
 
-    n = len(a)
-    pattern = a.astype(np.int64) + 2 * b + 4 * ens  # [n], values 0..7
-    a_bit, b_bit, ens_bit = (np.arange(8)[:, None] >> np.arange(3) & 1).T.astype(np.float64)
-    to_counts = np.stack([a_bit, b_bit, a_bit * b_bit, ens_bit], axis=1)  # [8, 4]: n_a, n_b, n_ab, n_ens
-    rng = np.random.default_rng(seed)
-    counts = np.empty((n_boot, 4))
-    for start in range(0, n_boot, block):
-        rows = min(block, n_boot - start)
-        idx = rng.integers(0, n, size=(rows, n))
-        per_pattern = np.bincount((np.arange(rows)[:, None] * 8 + pattern[idx]).ravel(), minlength=rows * 8)
-        counts[start:start + rows] = per_pattern.reshape(rows, 8) @ to_counts
-    n_a, n_b, n_ab, n_ens = counts.T
-    stats = _agreement_from_counts(n_a, n_b, n_ab, n)
-    draws = {"kappa": stats["kappa"], "error_inconsistency": stats["error_inconsistency"],
-             "gain": (n_ens - np.maximum(n_a, n_b)) / n}
-    return {key: tuple(float(q) for q in np.percentile(v, [2.5, 97.5])) for key, v in draws.items()}
+    weights = bootstrap_weights(len(a), n_boot=n_boot, seed=seed, block=block)
+    counts = resampled_counts(weights, np.stack([a, b, a & b, ens], axis=1))
+    draws = bootstrap_statistics(*counts.T, len(a))
+    return {key: tuple(float(q) for q in interval95(v)) for key, v in draws.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,7 +269,7 @@ def all_pairs_agreement(correct: np.ndarray, *, block: int = 65536) -> dict[str,
         c = correct[:, start:start + block].astype(np.float64)
         n_ab += c @ c.T
     n_a = np.diag(n_ab).copy()
-    return _agreement_from_counts(n_a[:, None], n_a[None, :], n_ab, correct.shape[1])
+    return agreement_from_counts(n_a[:, None], n_a[None, :], n_ab, correct.shape[1])
 
 
 def all_pairs_disagreement(preds: np.ndarray, *, block: int = 16384) -> np.ndarray:
@@ -336,9 +343,12 @@ def greedy_ensemble(
     """Forward selection of an ensemble (Caruana et al. 2004), each model used at most once.
 
     Step k adds the unused model whose inclusion gives the most accurate mean-probability ensemble
-    (ties go to the lower index). Only the running sum of the selected probabilities and one candidate
-    are in memory at a time; each model is read once per step, so memory-mapped arrays
-    (``np.load(path, mmap_mode="r")``) or a loader work for zoos that do not fit in memory.
+    (ties go to the lower index). Each model is read in full once, for its :class:`sumargmax.Summary`;
+    then a step evaluates a candidate from the running sum of the selected probabilities (float64, in
+    memory), n gathered entries of the candidate and the full rows of the few samples the summaries leave
+    open (``zooscope.sumargmax``), with the same result as ``(total + probs).argmax(1)``. So
+    memory-mapped arrays (``np.load(path, mmap_mode="r")``) or a loader work for zoos that do not fit in
+    memory, and a step costs O(n_models * n_samples) rather than O(n_models * n_samples * num_classes).
 
     Args:
         probs_by_model: a sequence of float [n_samples, num_classes] arrays, or a callable ``i -> array``.
@@ -362,23 +372,31 @@ def greedy_ensemble(
     if not 1 <= max_size <= n_models:
         raise ValueError(f"max_size must be between 1 and n_models={n_models}, got {max_size}")
 
-    total = None
-    order, accuracy = [], []
-    for _ in range(max_size):
+    def checked(m: int) -> np.ndarray:
+        probs = _check_scores(f"probs_by_model[{m}]", load(m), labels)
+        if probs.shape != shape:
+            raise ValueError(f"probs_by_model[{m}] has shape {probs.shape}, the others {shape}")
+        return probs
+
+    shape = _check_scores("probs_by_model[0]", load(0), labels).shape
+    # summarise writes into its input: give it a float32 (or float64) copy, on which argmax is fast
+    summaries = [summarise(np.array(p, np.result_type(p.dtype, np.float32)), labels)
+                 for p in map(checked, range(n_models))]
+    rows = np.arange(len(labels))
+    order = [int(np.argmax([s.correct.mean() for s in summaries]))]  # argmax: ties to the lower index
+    accuracy = [summaries[order[0]].correct.mean()]
+    total = np.array(checked(order[0]), np.float64)
+    while len(order) < max_size:
+        chosen = summarise(total, labels)
         best, best_acc = -1, -1.0
-        for m in range(n_models):
-            if m in order:
-                continue
-            probs = _check_scores(f"probs_by_model[{m}]", load(m), labels)
-            if total is not None and probs.shape != total.shape:
-                raise ValueError(f"probs_by_model[{m}] has shape {probs.shape}, the others {total.shape}")
-            acc = np.mean((probs if total is None else total + probs).argmax(1) == labels)
-            if acc > best_acc:
+        for m in (m for m in range(n_models) if m not in order):
+            probs = checked(m)
+            right = sum_is_label(chosen, summaries[m], labels, b_at_a_runner=probs[rows, chosen.runner_class],
+                                 a_at_b_runner=total[rows, summaries[m].runner_class],
+                                 full_rows=lambda open_, probs=probs: (total[open_[0]], probs[open_[0]]))
+            if (acc := right.mean()) > best_acc:
                 best, best_acc = m, acc
-        if total is None:
-            total = np.array(load(best), np.float64)
-        else:
-            total += load(best)
+        total += checked(best)
         order.append(best)
         accuracy.append(best_acc)
     return {"order": np.array(order, np.int64), "accuracy": np.array(accuracy, np.float64)}

@@ -270,6 +270,38 @@ class PredictSettings(_Strict):
     ece_bins: int = Field(15, ge=1)
 
 
+class EnsembleSettings(_Strict):
+    """The ``ensemble`` stage: agreement of errors, pair ensembles and the headline tables (science.md 2-4)."""
+
+    n_boot: int = Field(1000, ge=1000, description="bootstrap resamples over samples for every interval (science.md: >= 1000)")
+    seed: int = Field(0, description="seed of the bootstrap resamples")
+    matched_band: float = Field(0.02, gt=0, le=1, description="accuracy-matched pairs: |acc_a - acc_b| <= this (0.02 = 2 points)")
+    greedy_max_size: int = Field(10, ge=1, description="greedy forward selection grows the ensemble to this size (at most the zoo)")
+    strongest: int = Field(3, ge=1, description="the most accurate models whose best partner is reported")
+
+
+class SimilaritySettings(_Strict):
+    """The ``similarity`` stage: CKA, mutual k-NN with permutation nulls, and overlapping features (science.md 5-6)."""
+
+    knn_k: int = Field(10, ge=1, description="neighbours of the mutual k-NN alignment")
+    n_perm: int = Field(20, ge=20, description="shuffles of each permutation null (science.md: >= 20)")
+    seed: int = Field(0, description="seed of the permutations and of the feature mixes")
+    concat_all_up_to: int = Field(
+        16, ge=2, description="zoos of at most this many models get a concatenated probe for every pair; larger ones "
+                              "for the most and least similar pairs of each category")
+    mix_fractions: tuple[float, ...] = Field((0.0, 0.25, 0.5, 0.75, 1.0), min_length=2,
+                                             description="shares of the feature budget taken from model a")
+    mix_dim: int | None = Field(None, ge=2, description="feature budget of the mixes; null: the smaller embedding width "
+                                                        "(also the cap)")
+
+    @field_validator("mix_fractions")
+    @classmethod
+    def _increasing_shares(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 <= f <= 1 for f in v) or any(a >= b for a, b in zip(v, v[1:])):
+            raise ValueError(f"shares must be increasing values in [0, 1], e.g. [0, 0.25, 0.5, 0.75, 1], got {list(v)}")
+        return v
+
+
 class Study(_Strict):
     """A whole study declaration."""
 
@@ -280,6 +312,8 @@ class Study(_Strict):
     embed: EmbedSettings
     probe: ProbeSettings
     predict: PredictSettings
+    ensemble: EnsembleSettings
+    similarity: SimilaritySettings
     threads: int = Field(ge=1, description="torch CPU threads per stage")
 
     @field_validator("models")
@@ -371,7 +405,7 @@ def parse_study(data: Any, *, source: str = "params.yaml") -> Study:
 
 
 #: Top-level sections that belong to later stages (pairwise analysis, report, ...) and are validated there.
-_FOREIGN_SECTIONS = frozenset({"ensemble", "similarity", "mistakes", "report", "flow"})
+_FOREIGN_SECTIONS = frozenset({"mistakes", "report", "flow"})
 
 
 def load_study(path: str | Path = "params.yaml") -> Study:

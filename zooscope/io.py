@@ -23,6 +23,7 @@ __all__ = [
     "read_json",
     "write_npy",
     "write_parquet",
+    "write_csv",
     "write_safetensors",
     "sha256_file",
 ]
@@ -79,6 +80,12 @@ def write_parquet(path: str | os.PathLike, frame: Any) -> None:
     """Write a polars DataFrame as parquet, atomically."""
     with atomic_path(path, suffix=".parquet") as tmp:
         frame.write_parquet(tmp)
+
+
+def write_csv(path: str | os.PathLike, frame: Any) -> None:
+    """Write a polars DataFrame as CSV (the data of a DVC plot), atomically."""
+    with atomic_path(path, suffix=".csv") as tmp:
+        frame.write_csv(tmp)
 
 
 def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any], *, metadata: dict[str, str] | None = None) -> None:

@@ -1,0 +1,59 @@
+"""zooscope.paircache: only missing pairs are computed; the cache holds exactly the current pairs."""
+
+import importlib
+import sys
+
+import numpy as np
+import polars as pl
+
+from zooscope.paircache import cached_pairs, code_digest, digest
+
+
+def _compute(log):
+    def compute(pairs):
+        log.append(list(pairs))
+        return {"score": [len(a + b) / 10 for a, b in pairs], "counts": np.array([np.arange(3) + len(a) for a, _ in pairs])}
+    return compute
+
+
+def test_only_new_keys_are_computed_and_stale_rows_are_dropped(tmp_path):
+    path = tmp_path / "cache.parquet"
+    log = []
+    keys = {("a", "bb"): "k1", ("a", "ccc"): "k2"}
+    rows, computed = cached_pairs(path, keys, _compute(log))
+    assert computed == 2 and rows.row(1) == (0.4, [1, 2, 3])
+
+    rows_again, computed = cached_pairs(path, keys, _compute(log))
+    assert computed == 0 and rows_again.equals(rows) and len(log) == 1
+
+    grown = {("a", "bb"): "k1", ("a", "ccc"): "k2-changed", ("bb", "dddd"): "k3"}
+    rows, computed = cached_pairs(path, grown, _compute(log))
+    assert computed == 2 and log[-1] == [("a", "ccc"), ("bb", "dddd")]
+    assert rows["score"].to_list() == [0.3, 0.4, 0.6] and rows["counts"].to_numpy()[2].tolist() == [2, 3, 4]
+    assert sorted(pl.read_parquet(path)["key"]) == ["k1", "k2-changed", "k3"]
+
+
+def test_pairs_with_one_key_share_one_computation(tmp_path):
+    log = []
+    rows, computed = cached_pairs(tmp_path / "c.parquet", {("a", "bb"): "k", ("a", "cc"): "k", ("b", "c"): "j"},
+                                  _compute(log))
+    assert computed == 2 and log == [[("a", "bb"), ("b", "c")]] and rows["score"].to_list() == [0.3, 0.3, 0.2]
+    assert len(pl.read_parquet(tmp_path / "c.parquet")) == 2
+
+
+def test_an_empty_zoo_writes_an_empty_cache(tmp_path):
+    rows, computed = cached_pairs(tmp_path / "c.parquet", {}, _compute([]))
+    assert rows.is_empty() and computed == 0
+    assert pl.read_parquet(tmp_path / "c.parquet").columns == ["key"]
+
+
+def test_digests_change_with_every_part_and_with_the_code(tmp_path, monkeypatch):
+    assert digest("x", 1, [0.5]) == digest("x", 1, [0.5])
+    assert len({digest("x", 1), digest("x", 2), digest(1, "x"), digest("y", 1)}) == 4
+    (tmp_path / "zs_tmp_module.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("zs_tmp_module")
+    before = code_digest(module)
+    (tmp_path / "zs_tmp_module.py").write_text("VALUE = 2\n")
+    assert code_digest(module) != before
+    del sys.modules["zs_tmp_module"]
