@@ -16,9 +16,11 @@ FMNIST := /usr/share/datasets/fashion-mnist
 help:
 	@sed -n '2,5p' Makefile
 
+# --no-compile: pip would byte-compile all of site-packages (torch's CUDA build included, about a minute on
+# 2 cores); Python compiles the modules a stage imports on first use instead
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --disable-pip-version-check --no-compile -q -e '.[$(EXTRAS)]'
 	@touch $@
 
 setup: $(STAMP) data

@@ -31,7 +31,8 @@ def work(args) -> None:
     preds = read_predictions(args.predictions, ids)
     boot = {"n_boot": settings.n_boot, "seed": settings.seed}
     rows, computed = cached_pairs(Path(args.cache) / "ensemble.parquet", ensemble_keys(preds, pairs, **boot),
-                                  lambda todo: ensemble_rows(preds, todo, **boot))
+                                  lambda todo: ensemble_rows(preds, todo, **boot), desc="pair ensembles",
+                                  progress=not args.no_progress)
     table = ensemble_table(preds, read_cards(args.models, ids), pairs, rows, matched_band=settings.matched_band, **boot)
     frame = pairs_table(table.frame, pl.read_parquet(args.similarity))
     greedy = greedy_ensemble(lambda m: np.load(preds.probs[m], mmap_mode="r"), preds.labels,

@@ -28,7 +28,7 @@ def work(args) -> None:
             raise ValueError(f"{emb / (s + '.npy')}: {len(x[s])} rows but the {s} split has {len(y[s])} samples; "
                              "re-run the embed stage")
     probe = fit_probe(x["train"], y["train"], x["calibration"], y["calibration"], num_classes=dataset.num_classes,
-                      l2_grid=study.probe.l2_grid, max_iter=study.probe.max_iter)
+                      l2_grid=study.probe.l2_grid, max_iter=study.probe.max_iter, tol=study.probe.tol)
     out = Path(args.out)
     logits = {s: probe.logits(x[s]) for s in ("calibration", "eval")}
     for s, lg in logits.items():

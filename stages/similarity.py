@@ -23,7 +23,7 @@ def work(args) -> None:
     dataset = load_dataset(study.dataset)
     tables = similarity_tables(study, read_cards(args.models, ids), embeddings=args.embeddings, probes=args.probes,
                                cache=args.cache, labels={s: dataset.labels[dataset.split(s)] for s in SPLITS},
-                               num_classes=dataset.num_classes)
+                               num_classes=dataset.num_classes, progress=not args.no_progress)
     write_parquet(args.out, tables.frame)
     write_parquet(args.mixes, tables.mixes)
     write_csv(args.heatmap, cka_heatmap(tables.frame, ids))

@@ -89,3 +89,13 @@ def test_study_metrics_layout_is_json_and_dvc_friendly():
     assert metrics["finding"] == metrics["findings"][0] and metrics["findings"][2].startswith("gain, accuracy-matched")
     assert metrics["pair_classes_hurt"] == 0.5 and metrics["matched_pairs"] == 2
     json.dumps(metrics, allow_nan=False)
+
+
+def test_finding_lines_write_small_rates_with_enough_places():
+    frame, draws = _study()
+    gain = finding(frame, draws, stat="gain")
+    ei = finding(frame, draws, stat="error_inconsistency")
+    assert gain.startswith("gain, accuracy-matched pairs (95% CI): ")
+    number = gain.split(": ", 1)[1].split(" ")[1]
+    assert len(number.split(".")[1]) == 4 and number[0] in "+-"
+    assert len(ei.split(": ", 1)[1].split(" ")[1].split(".")[1]) == 3

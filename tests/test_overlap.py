@@ -3,10 +3,10 @@
 import numpy as np
 import polars as pl
 
-from zooscope.overlap import SPLITS, concat_probe_acc, extreme_pairs, mix_curve
+from zooscope.overlap import SPLITS, concat_probe_acc, extreme_pairs, mix_curve, outermost
 from zooscope.probe import fit_probe
 
-PROBE = {"num_classes": 4, "l2_grid": (0.01, 0.001), "max_iter": 60}
+PROBE = {"num_classes": 4, "l2_grid": (0.01, 0.001), "max_iter": 60, "tol": 1e-5}
 SIZES = {"train": 400, "calibration": 150, "eval": 300}
 
 
@@ -51,3 +51,14 @@ def test_extreme_pairs_are_the_most_and_least_similar_of_each_category():
         "cka_debiased": [0.9, 0.2, float("nan"), 0.5, 0.4, 0.7],
     })
     assert extreme_pairs(frame, score="cka_debiased") == [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]
+
+
+def test_outermost_alternates_most_and_least_similar_and_keeps_the_order():
+    frame = pl.DataFrame({"model_a": ["a", "a", "b", "c"], "model_b": ["b", "c", "c", "d"],
+                          "cka_debiased": [0.9, 0.1, 0.5, 0.7]})
+    pairs = [("a", "b"), ("a", "c"), ("b", "c"), ("c", "d")]
+    assert outermost(frame, pairs, score="cka_debiased", limit=1) == [("a", "b")]
+    assert outermost(frame, pairs, score="cka_debiased", limit=2) == [("a", "b"), ("a", "c")]
+    assert outermost(frame, pairs, score="cka_debiased", limit=3) == [("a", "b"), ("a", "c"), ("c", "d")]
+    assert outermost(frame, pairs, score="cka_debiased", limit=None) == pairs
+    assert outermost(frame, pairs[:2], score="cka_debiased", limit=5) == pairs[:2]

@@ -57,3 +57,21 @@ def test_digests_change_with_every_part_and_with_the_code(tmp_path, monkeypatch)
     (tmp_path / "zs_tmp_module.py").write_text("VALUE = 2\n")
     assert code_digest(module) != before
     del sys.modules["zs_tmp_module"]
+
+
+def test_an_interrupted_run_keeps_the_chunks_it_computed(tmp_path):
+    path, log = tmp_path / "c.parquet", []
+    keys = {("a", "bb"): "k1", ("a", "cc"): "k2", ("b", "c"): "k3"}
+
+    def fails_on_the_last(pairs):
+        if ("b", "c") in pairs:
+            raise KeyboardInterrupt
+        return _compute(log)(pairs)
+
+    try:
+        cached_pairs(path, keys, fails_on_the_last, chunk=1, progress=False)
+    except KeyboardInterrupt:
+        pass
+    assert sorted(pl.read_parquet(path)["key"]) == ["k1", "k2"]
+    rows, computed = cached_pairs(path, keys, _compute(log), chunk=2, progress=False)
+    assert computed == 1 and log[-1] == [("b", "c")] and rows["score"].to_list() == [0.3, 0.3, 0.2]

@@ -34,7 +34,7 @@ def test_fit_logistic_matches_sklearn(l2):
     x, y = _blobs()
     n, d, c = len(x), x.shape[1], 3
     z = _standardise(x, x).astype(np.float32)
-    params = fit_logistic(z, y, num_classes=c, l2=l2, max_iter=2000)
+    params = fit_logistic(z, y, num_classes=c, l2=l2, max_iter=2000, tol=1e-12)
     assert params.shape == (d * c + c,)
     w, b = params[: d * c].reshape(d, c), params[d * c:]
     # sklearn: C * sum CE + ||W||^2 / 2  ==  n C (mean CE + ||W||^2 / (2 n C)): the same optimum for C = 1 / (n l2)
@@ -52,7 +52,7 @@ def test_fit_logistic_stationary_point():
     x, y = _blobs(n=200, d=4, c=4, seed=1)
     z = _standardise(x, x).astype(np.float32)
     l2, c = 0.05, 4
-    params = fit_logistic(z, y, num_classes=c, l2=l2, max_iter=2000)
+    params = fit_logistic(z, y, num_classes=c, l2=l2, max_iter=2000, tol=1e-12)
     w, b = params[:16].reshape(4, c), params[16:]
     # gradient of mean CE + l2/2 ||W||^2, computed in float64 by hand
     resid = _softmax(z.astype(np.float64) @ w + b)
@@ -83,7 +83,7 @@ def test_fit_probe_picks_best_selection_accuracy():
     x, y = _blobs(n=600, d=6, c=3, seed=3, spread=1.2, priors=priors)
     tx, ty, sx, sy = x[:400], y[:400], x[400:], y[400:]
     grid = (1e-3, 30.0, 1e-1)  # deliberately unsorted
-    probe = fit_probe(tx, ty, sx, sy, num_classes=3, l2_grid=grid, max_iter=500)
+    probe = fit_probe(tx, ty, sx, sy, num_classes=3, l2_grid=grid, max_iter=500, tol=1e-12)
     assert set(probe.selection) == set(grid)
 
     # each grid value's selection accuracy, from an independent sklearn fit

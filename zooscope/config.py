@@ -262,7 +262,9 @@ class EmbedSettings(_Strict):
 
 class ProbeSettings(_Strict):
     l2_grid: tuple[float, ...] = Field((1e-4, 1e-3, 1e-2, 1e-1), min_length=1)
-    max_iter: int = Field(100, ge=1)
+    max_iter: int = Field(100, ge=1, description="L-BFGS iterations per L2 value at most")
+    tol: float = Field(1e-5, gt=0, lt=1, description="L-BFGS stops once an iteration lowers the objective by less "
+                                                     "than this fraction (scipy's ftol)")
     knn_k: int = Field(20, ge=1)
 
 
@@ -293,6 +295,9 @@ class SimilaritySettings(_Strict):
                                              description="shares of the feature budget taken from model a")
     mix_dim: int | None = Field(None, ge=2, description="feature budget of the mixes; null: the smaller embedding width "
                                                         "(also the cap)")
+    mix_max_pairs: int | None = Field(
+        None, ge=1, description="mix curves for at most this many of the extreme pairs, the zoo's most and least "
+                                "similar first (each curve is one probe per share); null: every extreme pair")
 
     @field_validator("mix_fractions")
     @classmethod

@@ -30,6 +30,9 @@ PAIRS_COLUMNS = (
     "cka", "cka_debiased", "mutual_knn", "mutual_knn_null", "concat_probe_acc",
 )
 _STATS = ("kappa", "error_inconsistency", "gain")
+#: How the finding lines write each statistic: kappa to 2 places, the rates (error inconsistency, ensemble
+#: gain: small fractions of the samples) to 3 and 4, the gain signed.
+_FORMATS = {"kappa": "{:.2f}", "error_inconsistency": "{:.3f}", "gain": "{:+.4f}"}
 _SUBSETS = {"all": "all pairs", "matched": "accuracy-matched pairs"}
 
 
@@ -98,7 +101,8 @@ def finding(frame: pl.DataFrame, draws: dict[str, np.ndarray], *, stat: str = "k
         if i:
             text += " >" if interval95(cat_draws[order[i - 1]] - cat_draws[cat])[0] > 0 else " ~"
         lo, hi = interval95(cat_draws[cat])
-        text += f" {cat} {means[cat]:.2f} [{lo:.2f}, {hi:.2f}]"
+        fmt = _FORMATS[stat]
+        text += f" {cat} {fmt.format(means[cat])} [{fmt.format(lo)}, {fmt.format(hi)}]"
     return text
 
 

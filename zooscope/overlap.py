@@ -16,7 +16,7 @@ import polars as pl
 
 from zooscope.probe import fit_probe
 
-__all__ = ["SPLITS", "concat_probe_acc", "mix_curve", "extreme_pairs"]
+__all__ = ["SPLITS", "concat_probe_acc", "mix_curve", "extreme_pairs", "outermost"]
 
 #: Splits of an embedding the probes use: fit, choose L2, evaluate.
 SPLITS = ("train", "calibration", "eval")
@@ -25,22 +25,22 @@ Splits = Mapping[str, np.ndarray]
 
 
 def concat_probe_acc(parts: Sequence[Splits], labels: Splits, *, num_classes: int, l2_grid: Sequence[float],
-                     max_iter: int) -> float:
+                     max_iter: int, tol: float) -> float:
     """Eval accuracy of a linear probe on the features of ``parts`` side by side.
 
     Args:
         parts: per model, split name -> float [n_split, d_i] (the same samples in every part).
         labels: split name -> int [n_split].
-        num_classes, l2_grid, max_iter: the per-model probe's settings (``study.probe``).
+        num_classes, l2_grid, max_iter, tol: the per-model probe's settings (``study.probe``).
     """
     x = {s: np.concatenate([np.asarray(p[s], np.float32) for p in parts], axis=1) for s in SPLITS}
     probe = fit_probe(x["train"], labels["train"], x["calibration"], labels["calibration"], num_classes=num_classes,
-                      l2_grid=tuple(l2_grid), max_iter=max_iter)
+                      l2_grid=tuple(l2_grid), max_iter=max_iter, tol=tol)
     return float((probe.logits(x["eval"]).argmax(1) == labels["eval"]).mean())
 
 
 def mix_curve(a: Splits, b: Splits, labels: Splits, *, fractions: Sequence[float], dim: int | None, seed: int,
-              num_classes: int, l2_grid: Sequence[float], max_iter: int) -> tuple[int, list[float]]:
+              num_classes: int, l2_grid: Sequence[float], max_iter: int, tol: float) -> tuple[int, list[float]]:
     """Probe accuracy of fixed-width mixes of two embeddings.
 
     For each share f of ``fractions``, round(f * dim) random columns of ``a`` and the rest from ``b``
@@ -62,7 +62,8 @@ def mix_curve(a: Splits, b: Splits, labels: Splits, *, fractions: Sequence[float
         cols_a = np.sort(rng.choice(widths[0], k, replace=False))
         cols_b = np.sort(rng.choice(widths[1], dim - k, replace=False))
         parts = [{s: a[s][:, cols_a] for s in SPLITS}, {s: b[s][:, cols_b] for s in SPLITS}]
-        accs.append(concat_probe_acc(parts, labels, num_classes=num_classes, l2_grid=l2_grid, max_iter=max_iter))
+        accs.append(concat_probe_acc(parts, labels, num_classes=num_classes, l2_grid=l2_grid, max_iter=max_iter,
+                                     tol=tol))
     return dim, accs
 
 
@@ -78,3 +79,19 @@ def extreme_pairs(frame: pl.DataFrame, *, score: str) -> list[tuple[str, str]]:
         chosen |= {group["row"][group[score].arg_max()], group["row"][group[score].arg_min()]}
     picked = frame.with_row_index("row").filter(pl.col("row").is_in(sorted(chosen)))
     return list(zip(picked["model_a"], picked["model_b"], strict=True))
+
+
+def outermost(frame: pl.DataFrame, pairs: Sequence[tuple[str, str]], *, score: str,
+              limit: int | None) -> list[tuple[str, str]]:
+    """At most ``limit`` of ``pairs`` (all for None): the most similar by ``score``, the least similar, the
+    second most, the second least, ..., returned in the order of ``pairs``.
+
+    Args:
+        frame: one row per pair with ``model_a``, ``model_b`` and the ``score`` column (every pair of ``pairs``).
+    """
+    if limit is None or limit >= len(pairs):
+        return list(pairs)
+    scores = dict(zip(zip(frame["model_a"], frame["model_b"]), frame[score], strict=True))
+    ranked = sorted(pairs, key=lambda pair: -scores[pair])
+    picked = {ranked[i // 2] if i % 2 == 0 else ranked[-(i // 2) - 1] for i in range(limit)}
+    return [pair for pair in pairs if pair in picked]

@@ -42,19 +42,28 @@ def cached_pairs(
     path: str | os.PathLike,
     keys: Mapping[Pair, str],
     compute: Callable[[list[Pair]], Mapping[str, Any]],
+    *,
+    chunk: int | None = None,
+    desc: str = "pairs",
+    progress: bool = True,
 ) -> tuple[pl.DataFrame, int]:
     """The results of every pair of ``keys``, from the cache at ``path`` or, when missing, from ``compute``.
 
     Args:
         path: the cache (parquet); absent means empty.
         keys: pair (model_a, model_b) -> its key (see :func:`digest`); pairs with equal keys share a result.
-        compute: called once, with one pair per key that is not cached; returns the results as columns,
-            field -> one value per pair (a sequence, a 1-D array, or a 2-D array of one vector per pair).
+        compute: called with the pairs whose key is not cached (one pair per key), ``chunk`` at a time (all
+            at once for None); returns the results as columns, field -> one value per pair (a sequence, a
+            1-D array, or a 2-D array of one vector per pair).
+        chunk: pairs per call; the cache is written after every call, so an interrupted run keeps what
+            it computed. desc, progress: the progress bar (pairs computed).
 
     Returns:
         (one row per pair of ``keys``, in order, with the result fields; the number of pairs computed).
         The cache is rewritten holding exactly these results.
     """
+    from tqdm.auto import tqdm
+
     path = Path(path)
     order = pl.DataFrame({"key": list(keys.values())}, schema={"key": pl.String})
     parts = [pl.read_parquet(path).join(order, on="key", how="semi")] if path.exists() else []
@@ -63,8 +72,14 @@ def cached_pairs(
     for pair, key in keys.items():
         if key not in known:
             todo.setdefault(key, pair)
-    if todo:
-        parts.append(pl.DataFrame({"key": list(todo), **compute(list(todo.values()))}))
+    pending = list(todo.items())
+    step = chunk or max(len(pending), 1)
+    with tqdm(total=len(pending), desc=desc, unit="pair", disable=not (progress and pending), mininterval=1.0) as bar:
+        for start in range(0, len(pending), step):
+            part = pending[start:start + step]
+            parts.append(pl.DataFrame({"key": [key for key, _ in part], **compute([pair for _, pair in part])}))
+            write_parquet(path, pl.concat(parts, how="vertical_relaxed").unique("key", maintain_order=True))
+            bar.update(len(part))
     table = order
     if parts:
         table = order.join(pl.concat(parts, how="vertical_relaxed"), on="key", how="left", maintain_order="left")

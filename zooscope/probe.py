@@ -51,11 +51,13 @@ def _loss_grad(params: np.ndarray, z: np.ndarray, labels: np.ndarray, l2: float)
 
 
 def fit_logistic(z: np.ndarray, labels: np.ndarray, *, num_classes: int, l2: float, max_iter: int,
-                 init: np.ndarray | None = None) -> np.ndarray:
+                 tol: float = 1e-5, init: np.ndarray | None = None) -> np.ndarray:
     """Minimise mean cross-entropy + l2/2 ||W||^2 (bias unpenalised) over [W.ravel(), b] with L-BFGS.
 
     Args:
         z: float32 [n, d] standardised features; labels: int [n].
+        max_iter: L-BFGS iterations at most; tol: stop earlier once an iteration lowers the objective by
+            less than this fraction of it (scipy's ``ftol``).
 
     Returns:
         float64 [d * C + C]: W [d, C] raveled, then b [C].
@@ -63,7 +65,7 @@ def fit_logistic(z: np.ndarray, labels: np.ndarray, *, num_classes: int, l2: flo
     d = z.shape[1]
     x0 = np.zeros(d * num_classes + num_classes) if init is None else init
     res = minimize(_loss_grad, x0, args=(np.asarray(z, np.float32), np.asarray(labels, np.int64), l2), jac=True,
-                   method="L-BFGS-B", options={"maxiter": max_iter})
+                   method="L-BFGS-B", options={"maxiter": max_iter, "ftol": tol})
     return res.x
 
 
@@ -76,10 +78,12 @@ def fit_probe(
     num_classes: int,
     l2_grid: tuple[float, ...],
     max_iter: int = 100,
+    tol: float = 1e-5,
 ) -> LinearProbe:
     """Fit a probe on ``train_x`` [n, d] for each L2 strength, keep the best on ``select_x`` [m, d].
 
-    The grid runs from the strongest to the weakest penalty, each fit warm-started from the previous.
+    The grid runs from the strongest to the weakest penalty, each fit warm-started from the previous;
+    ``max_iter`` and ``tol`` bound each fit (:func:`fit_logistic`).
     """
     train_x = np.asarray(train_x, np.float64)
     if train_x.ndim != 2 or len(train_x) != len(train_y):
@@ -94,7 +98,7 @@ def fit_probe(
     selection: dict[float, float] = {}
     params = None
     for l2 in sorted(l2_grid, reverse=True):
-        params = fit_logistic(z, train_y, num_classes=num_classes, l2=l2, max_iter=max_iter, init=params)
+        params = fit_logistic(z, train_y, num_classes=num_classes, l2=l2, max_iter=max_iter, tol=tol, init=params)
         w, b = params[: d * num_classes].reshape(d, num_classes), params[d * num_classes:]
         acc = float(((zs @ w + b).argmax(1) == select_y).mean())
         selection[float(l2)] = acc

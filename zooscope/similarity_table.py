@@ -3,7 +3,8 @@
 Every pair gets linear and debiased CKA and mutual k-NN alignment on the eval embeddings, each with a
 permutation null (``zooscope.similarity``). Concatenated probes (``zooscope.overlap``) cover every pair
 of a small zoo and, above ``similarity.concat_all_up_to`` models, the most and least similar pair of
-each category (by debiased CKA); those extreme pairs also get the subsampled-mix curve. All three are
+each category (by debiased CKA); those extreme pairs also get the subsampled-mix curve (at most
+``similarity.mix_max_pairs`` of them, the zoo's most and least similar first). All three are
 cached per pair (``zooscope.paircache``), keyed by the embedding files they read.
 """
 
@@ -23,7 +24,7 @@ from zooscope import knn, overlap, probe, similarity
 from zooscope.config import ProbeSettings, SimilaritySettings, Study
 from zooscope.io import read_json, sha256_file
 from zooscope.methodology import pair_category
-from zooscope.overlap import SPLITS, concat_probe_acc, extreme_pairs, mix_curve
+from zooscope.overlap import SPLITS, concat_probe_acc, extreme_pairs, mix_curve, outermost
 from zooscope.paircache import Pair, cached_pairs, code_digest, digest
 from zooscope.similarity import cka_scores, knn_ids, mutual_knn_scores
 from zooscope.zooartifacts import unordered_pairs
@@ -82,15 +83,20 @@ def _pair_frame(pairs: list[Pair], cards: Mapping[str, Mapping[str, Any]]) -> pl
                         schema={"model_a": pl.String, "model_b": pl.String, "category": pl.String})
 
 
-def _scores(emb: _Embeddings, pairs: list[Pair], cache: Path, settings: SimilaritySettings) -> tuple[pl.DataFrame, int]:
+def _scores(emb: _Embeddings, pairs: list[Pair], cache: Path, settings: SimilaritySettings,
+            progress: bool) -> tuple[pl.DataFrame, int]:
     """CKA, debiased CKA and mutual k-NN of every pair, with nulls: (one row per pair, pairs computed)."""
+    ids: dict[str, np.ndarray] = {}  # neighbour lists, searched once per model across the chunks
+
     def compute(todo: list[Pair]) -> dict[str, list[float]]:
-        ids = {mid: knn_ids(emb.load(mid, "eval"), k=settings.knn_k).astype(np.int32) for mid in {m for p in todo for m in p}}
+        for mid in sorted({m for pair in todo for m in pair} - ids.keys()):
+            ids[mid] = knn_ids(emb.load(mid, "eval"), k=settings.knn_k).astype(np.int32)
         return _columns([cka_scores(emb.load(a, "eval"), emb.load(b, "eval"), n_perm=settings.n_perm, seed=settings.seed)
                          | mutual_knn_scores(ids[a], ids[b], n_perm=settings.n_perm, seed=settings.seed) for a, b in todo])
 
     keys = _keys(emb, pairs, ("eval",), "similarity", settings.knn_k, settings.n_perm, settings.seed)
-    return cached_pairs(cache / "similarity.parquet", keys, compute)
+    return cached_pairs(cache / "similarity.parquet", keys, compute, chunk=16, desc="CKA, mutual k-NN",
+                        progress=progress)
 
 
 @dataclass(frozen=True)
@@ -102,21 +108,23 @@ class _Probes:
     num_classes: int
     settings: ProbeSettings
     cache: Path
+    progress: bool
 
     def _key_parts(self) -> tuple[Any, ...]:
         labels = digest(*(hashlib.sha256(np.asarray(self.labels[s]).tobytes()).hexdigest() for s in SPLITS))
-        return labels, list(self.settings.l2_grid), self.settings.max_iter
+        return labels, list(self.settings.l2_grid), self.settings.max_iter, self.settings.tol
 
     @property
     def _protocol(self) -> dict[str, Any]:
-        return {"num_classes": self.num_classes, "l2_grid": self.settings.l2_grid, "max_iter": self.settings.max_iter}
+        return {"num_classes": self.num_classes, "l2_grid": self.settings.l2_grid, "max_iter": self.settings.max_iter,
+                "tol": self.settings.tol}
 
     def concat(self, pairs: list[Pair]) -> tuple[pl.DataFrame, int]:
         """``concat_probe_acc`` of each pair: (one row per pair, pairs computed)."""
         return cached_pairs(self.cache / "concat.parquet", _keys(self.emb, pairs, SPLITS, "concat", *self._key_parts()),
                             lambda todo: {"concat_probe_acc": [
                                 concat_probe_acc([self.emb.splits(a), self.emb.splits(b)], self.labels, **self._protocol)
-                                for a, b in todo]})
+                                for a, b in todo]}, chunk=1, desc="concatenated probes", progress=self.progress)
 
     def mixes(self, pairs: list[Pair], settings: SimilaritySettings) -> tuple[pl.DataFrame, int]:
         """The subsampled-mix curve of each pair (``dim``, ``acc`` per share): (one row per pair, pairs computed)."""
@@ -127,12 +135,12 @@ class _Probes:
 
         keys = _keys(self.emb, pairs, SPLITS, "mix", *self._key_parts(), list(settings.mix_fractions), settings.mix_dim,
                      settings.seed)
-        return cached_pairs(self.cache / "mix.parquet", keys, compute)
+        return cached_pairs(self.cache / "mix.parquet", keys, compute, chunk=1, desc="mix curves", progress=self.progress)
 
 
 def similarity_tables(study: Study, cards: Mapping[str, Mapping[str, Any]], *, embeddings: str | Path,
                       probes: str | Path, cache: str | Path, labels: Mapping[str, np.ndarray],
-                      num_classes: int) -> SimilarityTables:
+                      num_classes: int, progress: bool = True) -> SimilarityTables:
     """Similarity and overlap of every pair of the study's zoo, reusing cached pairs.
 
     Args:
@@ -141,27 +149,29 @@ def similarity_tables(study: Study, cards: Mapping[str, Mapping[str, Any]], *, e
         embeddings: folder of ``<id>/{train,calibration,eval}.npy``; probes: folder of ``<id>/probe.json``.
         cache: folder of the per-pair caches (``similarity.parquet``, ``concat.parquet``, ``mix.parquet``).
         labels: split name -> int [n_split], the labels of the embeddings' rows; num_classes: of the dataset.
+        progress: progress bars over the pairs computed.
     """
     settings, emb, cache = study.similarity, _Embeddings(embeddings), Path(cache)
     ids = list(study.models)
     pairs = unordered_pairs(ids)
-    rows, n_scores = _scores(emb, pairs, cache, settings)
+    rows, n_scores = _scores(emb, pairs, cache, settings, progress)
     own = {mid: read_json(Path(probes) / mid / "probe.json")["probe_acc"] for mid in ids}
     frame = pl.concat([_pair_frame(pairs, cards), rows], how="horizontal").with_columns(
         probe_acc_a=pl.col("model_a").replace_strict(own, return_dtype=pl.Float64),
         probe_acc_b=pl.col("model_b").replace_strict(own, return_dtype=pl.Float64))
 
     extremes = extreme_pairs(frame, score="cka_debiased")
-    probing = _Probes(emb, labels, num_classes, study.probe, cache)
+    probing = _Probes(emb, labels, num_classes, study.probe, cache, progress)
     concat_pairs = pairs if len(ids) <= settings.concat_all_up_to else extremes
     concat, n_concat = probing.concat(concat_pairs)
-    mixes, n_mix = probing.mixes(extremes, settings)
+    mixed = outermost(frame, extremes, score="cka_debiased", limit=settings.mix_max_pairs)
+    mixes, n_mix = probing.mixes(mixed, settings)
 
     concat = pl.concat([_pair_frame(concat_pairs, cards).drop("category"), concat], how="horizontal")
     frame = frame.join(concat, on=["model_a", "model_b"], how="left", maintain_order="left").with_columns(
         concat_gain=pl.col("concat_probe_acc") - pl.max_horizontal("probe_acc_a", "probe_acc_b"))
-    shares = pl.Series("share_a", [list(settings.mix_fractions)] * len(extremes), dtype=pl.List(pl.Float64))
-    mix_frame = (pl.concat([_pair_frame(extremes, cards), mixes], how="horizontal").with_columns(shares)
+    shares = pl.Series("share_a", [list(settings.mix_fractions)] * len(mixed), dtype=pl.List(pl.Float64))
+    mix_frame = (pl.concat([_pair_frame(mixed, cards), mixes], how="horizontal").with_columns(shares)
                  .explode("share_a", "acc").rename({"acc": "probe_acc"}))
     return SimilarityTables(frame, mix_frame, {"similarity": n_scores, "concat": n_concat, "mix": n_mix})
 
