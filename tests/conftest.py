@@ -26,6 +26,7 @@ TINY_STUDY = {
     "similarity": {"knn_k": 5, "n_perm": 20, "seed": 0, "concat_all_up_to": 16, "mix_fractions": [0.0, 0.5, 1.0],
                    "mix_dim": None},
     "ensemble": {"n_boot": 1000, "seed": 0, "matched_band": 0.2, "greedy_max_size": 4, "strongest": 2},
+    "report": {"thumbnails": 12, "compare_to": "HEAD"},
     "models": {
         "cnn_a": {"source": "recipe:supervised", "tags": dict(_TAGS), "arch": dict(_CNN),
                   "train": {"epochs": 2, "batch_size": 64, "lr": 0.01}},
