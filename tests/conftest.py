@@ -76,6 +76,22 @@ def studied(tmp_path_factory) -> tuple[Path, str]:
     return repo, out
 
 
+@pytest.fixture(scope="session")
+def grown(studied, tmp_path_factory) -> tuple[Path, str]:
+    """A copy of the studied repository with one model added (``mlp_b``: ``mlp`` with another seed) and
+    `dvc repro` run again, not committed: (repository, that repro's output). Tests that change it copy it."""
+    import shutil
+
+    from tests.test_pipeline import dvc
+
+    repo = tmp_path_factory.mktemp("grown") / "repo"
+    shutil.copytree(studied[0], repo, symlinks=True)
+    study = yaml.safe_load((repo / "params.yaml").read_text())
+    study["models"]["mlp_b"] = {**study["models"]["mlp"], "tags": {**study["models"]["mlp"]["tags"], "seed": 1}}
+    write_study(repo / "params.yaml", study)
+    return repo, dvc(repo, "repro").stdout
+
+
 def write_study(path: Path, study: dict) -> Path:
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     return path
