@@ -143,7 +143,8 @@ th.asc::after{content:" ▲";font-size:10px}th.desc::after{content:" ▼";font-s
 .figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:14px;align-items:start}
 figure{margin:0}
 figure svg{width:100%;max-width:760px;height:auto;display:block}
-section>figure svg{max-width:700px}
+section>figure svg,.stack svg{max-width:700px}
+.stack figure{margin-bottom:16px}
 figcaption{color:var(--muted);font-size:12.5px;margin-top:2px}
 .thumbs{display:flex;flex-wrap:wrap;gap:8px}
 .thumb{width:80px;font-size:10.5px;line-height:1.25;color:var(--muted);text-align:center;overflow-wrap:anywhere}

@@ -36,7 +36,8 @@ def heatmap_sections(data: ReportData) -> list[Section]:
     similarity = Section("similarity", "Representation similarity (CKA and mutual k-NN)", data.source("pairs"), tag(
         "div", tag("figure", cka, tag("figcaption", "Debiased linear CKA of the eval embeddings (Kornblith et al. 2019).")),
         tag("figure", knn, tag("figcaption", "Mutual k-NN alignment (Huh et al. 2024): the share of nearest neighbours two "
-                                             "embeddings have in common. " + order_note)), class_="figs"))
+                                             "embeddings have in common. " + order_note)),
+        class_="figs" if len(order) <= 10 else "stack"))  # a larger zoo: one heatmap per row, so names stay legible
     return [errors, similarity]
 
 
