@@ -54,7 +54,7 @@ def changes_section(data: ReportData) -> list[Section]:
         return [Section("changes", "Changes since the last commit", (), body)]
     return [Section("changes", f"Changes since {diff.rev_a}", _SOURCES, diff_body(diff),
                     f"This study's results ({diff.rev_b}) against those committed at {diff.rev_a}; "
-                    "`zooscope diff REV_A REV_B` compares any two revisions.")]
+                    "the command zooscope diff REV_A REV_B compares any two revisions.")]
 
 
 def render_diff(diff: StudyDiff) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from zooscope.report.page import Html
+from zooscope.report.page import Html, esc
 
 __all__ = ["svg", "category_bars", "gain_vs_kappa", "greedy_curve", "heatmap", "specialisation"]
 
@@ -46,8 +46,6 @@ def svg(fig, *, label: str) -> Html:
     # keep the viewBox, let CSS set the size; name the figure for screen readers
     head_end = text.index(">")
     head = re.sub(r'\s(width|height)="[^"]*"', "", text[:head_end])
-    from zooscope.report.page import esc
-
     return Html(f'{head} role="img" aria-label="{esc(label)}"{text[head_end:]}')
 
 

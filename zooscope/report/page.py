@@ -95,7 +95,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column], *, sortable
         for c in columns:
             value = row.get(c.key)
             text = "–" if _missing(value) else c.fmt(value)
-            sort_key = value if c.numeric and not _missing(value) else None
+            sort_key = value if sortable and c.numeric and not _missing(value) else None
             cells.append(tag("td", text, class_="num" if c.numeric else None, data_v=sort_key))
         body.append(tag("tr", join(cells)))
     return tag("table", tag("caption", caption) if caption else Html(""), tag("thead", tag("tr", head)),
