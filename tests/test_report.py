@@ -121,16 +121,37 @@ def test_report_renders_offline_with_every_figure_and_image(studied, tmp_path):
     assert colours is None or len(colours) > 50  # not a blank page
 
 
-@pytest.mark.slow
-def test_a_script_tag_in_a_model_id_or_class_name_is_text(studied):
+@pytest.fixture(scope="module")
+def report_data(studied):
+    """The tiny study's report inputs, loaded as the report stage loads them."""
     from zooscope.config import load_study
-    from zooscope.report import build_report, load_report_data
+    from zooscope.report import load_report_data
 
     repo, _ = studied
-    study = load_study(repo / "params.yaml")
-    data = load_report_data(study, model_metrics=repo / "metrics/models", study_metrics=repo / "metrics/study.json",
-                            pairs=repo / "artifacts/pairs.parquet", per_class=repo / "artifacts/pairs_per_class.parquet",
-                            predictions=repo / "artifacts/predictions")
+    return load_report_data(load_study(repo / "params.yaml"), model_metrics=repo / "metrics/models",
+                            study_metrics=repo / "metrics/study.json", pairs=repo / "artifacts/pairs.parquet",
+                            per_class=repo / "artifacts/pairs_per_class.parquet", predictions=repo / "artifacts/predictions")
+
+
+@pytest.mark.slow
+def test_another_module_adds_a_section(report_data):
+    from zooscope.report import BUILDERS, Section, build_report
+
+    def extra(data):
+        return [Section("extra", "Extra <section>", ("artifacts/extra.parquet",), tag("p", f"{len(data.classes)} classes"))]
+
+    html = build_report(report_data, builders=(*BUILDERS, extra))
+    assert '<section id="extra"><h2>Extra &lt;section&gt;</h2>' in html and 'href="#extra"' in html
+    assert "<code>artifacts/extra.parquet</code>" in html and "<p>10 classes</p>" in html
+    with pytest.raises(ValueError, match="anchor 'extra'"):
+        build_report(report_data, builders=(*BUILDERS, extra, extra))
+
+
+@pytest.mark.slow
+def test_a_script_tag_in_a_model_id_or_class_name_is_text(report_data):
+    from zooscope.report import build_report
+
+    data = report_data
 
     def rename(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.with_columns(pl.col(c).replace("cnn_b", EVIL) for c in ("model", "model_a", "model_b", "winner")
