@@ -222,7 +222,7 @@ def write_zoo(root: Path, zoo: SyntheticZoo, n_models: int, *, block: int) -> tu
         del probs
         pl.DataFrame({"sample_id": np.arange(n), "label": zoo.labels, "pred": pred}).write_parquet(out / "eval.parquet")
     study = {"dataset": {"source": "digits"}, "base": ids[0], "threads": 1, "embed": {}, "probe": {}, "predict": {},
-             "similarity": {}, "ensemble": {"n_boot": N_BOOT, "seed": SEED, "matched_band": 0.02, "greedy_max_size": 10,
+             "similarity": {}, "report": {}, "ensemble": {"n_boot": N_BOOT, "seed": SEED, "matched_band": 0.02, "greedy_max_size": 10,
                                             "strongest": 5},
              "models": {mid: {"source": "file:synthetic.safetensors", "arch": "resnet50", "tags": _tags(m)}
                         for m, mid in enumerate(ids)}}

@@ -26,6 +26,7 @@ TINY_STUDY = {
     "similarity": {"knn_k": 5, "n_perm": 20, "seed": 0, "concat_all_up_to": 16, "mix_fractions": [0.0, 0.5, 1.0],
                    "mix_dim": None},
     "ensemble": {"n_boot": 1000, "seed": 0, "matched_band": 0.2, "greedy_max_size": 4, "strongest": 2},
+    "report": {"thumbnails": 12, "compare_to": "HEAD"},
     "models": {
         "cnn_a": {"source": "recipe:supervised", "tags": dict(_TAGS), "arch": dict(_CNN),
                   "train": {"epochs": 2, "batch_size": 64, "lr": 0.01}},
@@ -73,6 +74,22 @@ def studied(tmp_path_factory) -> tuple[Path, str]:
     _run(["git", "add", "-A"], repo)
     _run(["git", "commit", "-qm", "study"], repo)
     return repo, out
+
+
+@pytest.fixture(scope="session")
+def grown(studied, tmp_path_factory) -> tuple[Path, str]:
+    """A copy of the studied repository with one model added (``mlp_b``: ``mlp`` with another seed) and
+    `dvc repro` run again, not committed: (repository, that repro's output). Tests that change it copy it."""
+    import shutil
+
+    from tests.test_pipeline import dvc
+
+    repo = tmp_path_factory.mktemp("grown") / "repo"
+    shutil.copytree(studied[0], repo, symlinks=True)
+    study = yaml.safe_load((repo / "params.yaml").read_text())
+    study["models"]["mlp_b"] = {**study["models"]["mlp"], "tags": {**study["models"]["mlp"]["tags"], "seed": 1}}
+    write_study(repo / "params.yaml", study)
+    return repo, dvc(repo, "repro").stdout
 
 
 def write_study(path: Path, study: dict) -> Path:

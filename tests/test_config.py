@@ -25,6 +25,7 @@ probe: {l2_grid: [0.01, 0.001], max_iter: 20, knn_k: 3}
 predict: {ece_bins: 10}
 similarity: {knn_k: 5, n_perm: 20, seed: 0, concat_all_up_to: 8, mix_fractions: [0, 0.5, 1], mix_dim: null}
 ensemble: {n_boot: 1000, seed: 0, matched_band: 0.02, greedy_max_size: 2, strongest: 1}
+report: {thumbnails: 8, compare_to: HEAD}
 models:
   cnn_a:
     source: recipe:supervised
@@ -83,8 +84,15 @@ def test_unknown_top_level_key(tmp_path):
 
 
 def test_foreign_sections_are_left_to_their_stages(tmp_path):
-    study = load_study(_write(tmp_path, VALID + "report: {anything: [1, 2]}\nmistakes: {x: 1}\n"))
+    study = load_study(_write(tmp_path, VALID + "flow: {anything: [1, 2]}\nmistakes: {x: 1}\n"))
     assert study.base == "cnn_a"
+
+
+def test_report_settings_are_checked(tmp_path):
+    study = load_study(_write(tmp_path, VALID))
+    assert study.report.thumbnails == 8 and study.report.compare_to == "HEAD"
+    msg = _error(tmp_path, VALID.replace("report: {thumbnails: 8,", "report: {thumbnails: 8, theme: dark,"))
+    assert "report.theme" in msg and "unknown key" in msg and "compare_to" in msg
 
 
 @pytest.mark.parametrize(("old", "new", "expected"), [
@@ -246,6 +254,7 @@ probe: {}
 predict: {}
 ensemble: {}
 similarity: {}
+report: {}
 models:
   cnn_a:
     source: recipe:supervised

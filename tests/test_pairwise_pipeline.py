@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import polars as pl
 import pytest
-import yaml
 
-from tests.conftest import TINY_STUDY, write_study
+from tests.conftest import TINY_STUDY
 from tests.test_pipeline import dvc, ran_stages
 from zooscope.agreement import bootstrap_pair, disagreement, error_consistency, pair_ensemble
 from zooscope.headline import PAIRS_COLUMNS
@@ -63,15 +61,9 @@ def test_study_metrics_plots_and_finding(studied, tmp_path):
         assert plots[f"plots/{name}.csv"] and plots[f"plots/{name}.csv"][0]["type"] == "vega", name
 
 
-def test_adding_a_model_computes_only_its_pairs(studied, tmp_path):
-    repo, _ = studied
-    work = tmp_path / "grown"
-    shutil.copytree(repo, work, symlinks=True)
-    study = yaml.safe_load((work / "params.yaml").read_text())
-    study["models"]["mlp_b"] = {**study["models"]["mlp"], "tags": {**study["models"]["mlp"]["tags"], "seed": 1}}
-    write_study(work / "params.yaml", study)
-    out = dvc(work, "repro").stdout
-    stages = [*(f"{s}@mlp_b" for s in ("fetch", "embed", "probe", "predict")), "similarity", "ensemble"]
+def test_adding_a_model_computes_only_its_pairs(grown):
+    work, out = grown
+    stages = [*(f"{s}@mlp_b" for s in ("fetch", "embed", "probe", "predict")), "similarity", "ensemble", "report"]
     assert sorted(ran_stages(out)) == sorted(stages)
     assert "similarity: 10 pairs, 4 computed" in out and "ensemble: 10 pairs, 4 computed" in out
     assert "concatenated probes 10, 4 computed" in out

@@ -19,6 +19,7 @@ typical session:
   dvc repro                  re-run what changed (only the stages of changed models)
   zooscope table             per-model accuracy, quality and category relative to the base
   dvc metrics show           the same numbers as DVC metrics (metrics/models/<id>.json)
+  zooscope diff HEAD~1 HEAD  what changed between two commits (also written to reports/diff.html)
 
 model sources (params.yaml -> models.<id>.source):
   recipe:<name>      trained here: supervised, distill, simclr, autoencoder, random_features
@@ -59,6 +60,23 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .diff import diff_revisions, format_diff
+    from .io import atomic_path
+    from .report.changes import render_diff
+
+    diff = diff_revisions(args.repo, args.rev_a, args.rev_b)
+    print(format_diff(diff))
+    if args.html:
+        out = Path(args.repo) / args.html
+        with atomic_path(out, suffix=".html") as tmp:
+            tmp.write_text(render_diff(diff), encoding="utf-8")
+        print(f"\nwritten: {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zooscope",
@@ -77,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--params", default="params.yaml", help="study file (default: params.yaml)")
     t.add_argument("--metrics-dir", default="metrics/models", help="folder of per-model metrics (default: metrics/models)")
     t.set_defaults(func=_table)
+    d = sub.add_parser("diff", help="what changed between two revisions: models, per-model metrics, per-category results",
+                       description="Compare the committed study (params.yaml, metrics/models/<id>.json, metrics/study.json) "
+                                   "at two git revisions: models added, removed and changed, per-model metric changes, and "
+                                   "per-category changes flagged when the new mean is outside the old 95%% bootstrap interval.")
+    d.add_argument("rev_a", help="the older revision (e.g. HEAD~1)")
+    d.add_argument("rev_b", nargs="?", default=None, help="the newer revision (default: the working tree)")
+    d.add_argument("--repo", default=".", help="the study's git repository (default: .)")
+    d.add_argument("--html", default="reports/diff.html", help="also write this page, relative to --repo "
+                                                               "(default: reports/diff.html; '' for none)")
+    d.set_defaults(func=_diff)
     return p
 
 

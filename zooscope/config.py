@@ -307,6 +307,15 @@ class SimilaritySettings(_Strict):
         return v
 
 
+class ReportSettings(_Strict):
+    """The ``report`` stage: the HTML report, its thumbnails and the comparison with an earlier commit."""
+
+    thumbnails: int = Field(24, ge=0, le=200, description="eval-image thumbnails per image grid; 0: no images "
+                                                             "(the dataset is then not loaded)")
+    compare_to: str | None = Field("HEAD", description="git revision whose committed results the report compares "
+                                                       "with (HEAD: the last commit); null: no comparison")
+
+
 class Study(_Strict):
     """A whole study declaration."""
 
@@ -319,6 +328,7 @@ class Study(_Strict):
     predict: PredictSettings
     ensemble: EnsembleSettings
     similarity: SimilaritySettings
+    report: ReportSettings
     threads: int = Field(ge=1, description="torch CPU threads per stage")
 
     @field_validator("models")
@@ -410,7 +420,7 @@ def parse_study(data: Any, *, source: str = "params.yaml") -> Study:
 
 
 #: Top-level sections that belong to later stages (pairwise analysis, report, ...) and are validated there.
-_FOREIGN_SECTIONS = frozenset({"mistakes", "report", "flow"})
+_FOREIGN_SECTIONS = frozenset({"mistakes", "flow"})
 
 
 def load_study(path: str | Path = "params.yaml") -> Study:

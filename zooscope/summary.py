@@ -1,5 +1,7 @@
-"""The per-model summary of a study: accuracy and quality metrics with each model's category
-relative to the base model (the table printed at the end of ``make study``)."""
+"""The summary of a study, shared by every place that shows it (the terminal table, the HTML report,
+the Prefect flow's artifacts): the per-model metrics with each model's category relative to the base
+model, the per-category rows of ``metrics/study.json`` and the finding lines. Data only; rendering lives
+with each consumer."""
 
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ import polars as pl
 from .config import Study
 from .methodology import pair_category
 
-__all__ = ["model_table", "format_table"]
+__all__ = ["model_table", "format_table", "category_rows", "study_facts", "SUBSETS"]
+
+#: The two pair subsets of ``metrics/study.json``: key of the table there, and what it holds.
+SUBSETS = {"all": ("categories", "all pairs"), "matched": ("categories_matched", "accuracy-matched pairs")}
 
 _METRICS = ("top1", "top5", "nll", "ece", "temperature", "probe_acc", "knn_acc")
 
@@ -57,3 +62,30 @@ def format_table(frame: pl.DataFrame) -> str:
             f"{num(r['nll']):>6} {num(r['ece']):>6} {pct(r['probe_acc']):>6} {pct(r['knn_acc']):>6}  {r['source']}"
         )
     return "\n".join(lines)
+
+
+def category_rows(study_metrics: dict[str, Any], *, subsets: tuple[str, ...] = ("all", "matched")) -> list[dict[str, Any]]:
+    """The per-category tables of ``metrics/study.json`` as flat rows: ``subset`` (all | matched),
+    ``category``, ``pairs`` and each statistic with its ``_lo`` / ``_hi`` interval, in category order."""
+    from .methodology import CATEGORIES
+
+    rows = []
+    for subset in subsets:
+        table = study_metrics.get(SUBSETS[subset][0]) or {}
+        for cat in sorted(table, key=lambda c: CATEGORIES.index(c) if c in CATEGORIES else len(CATEGORIES)):
+            rows.append({"subset": subset, "category": cat, **table[cat]})
+    return rows
+
+
+def study_facts(study: Study, study_metrics: dict[str, Any] | None, *,
+                split_sizes: dict[str, int] | None = None) -> dict[str, Any]:
+    """The headline facts of a study: dataset, split sizes, zoo size, base, pair counts and the finding
+    lines (``findings`` of ``metrics/study.json``; empty before the ensemble stage has run)."""
+    metrics = study_metrics or {}
+    return {
+        "dataset": study.dataset.source, "splits": dict(split_sizes or {}), "models": len(study.models),
+        "weak_models": sum(spec.weak for spec in study.models.values()), "base": study.base,
+        "pairs": metrics.get("pairs"), "matched_pairs": metrics.get("matched_pairs"),
+        "matched_band": metrics.get("matched_band"), "n_boot": metrics.get("n_boot"),
+        "findings": [str(f) for f in metrics.get("findings", [])],
+    }

@@ -1,0 +1,63 @@
+"""report: the study report. Writes ``--out`` (reports/index.html: one self-contained page with the
+summary, the per-model and per-category tables, the figures and eval-image thumbnails, each section
+naming the artifacts it comes from, and what changed since the ``report.compare_to`` commit) and the
+data of two DVC plots: ``--kappa-heatmap`` (error consistency of every ordered pair) and
+``--knn-heatmap`` (mutual k-NN alignment), rows in the report's order (by category vs the base)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from stages._common import load, parser, run
+
+
+def _changes(study):
+    """The diff against ``report.compare_to`` (a StudyDiff), or a sentence saying why there is none."""
+    from zooscope.diff import diff_snapshots, read_snapshot, revision_exists
+
+    rev = study.report.compare_to
+    if rev is None:
+        return None
+    if not revision_exists(".", rev):
+        return f"No comparison: {rev} is not a commit of this repository yet."
+    before = read_snapshot(".", rev)
+    if not before.has_results:
+        return f"No comparison: the commit {rev} has no committed results (metrics/models)."
+    return diff_snapshots(before, read_snapshot(".", None))
+
+
+def work(args) -> None:
+    from zooscope.io import atomic_path, write_csv
+    from zooscope.report import build_report, load_report_data
+    from zooscope.report.data import heatmap_frame, model_order
+
+    start = time.perf_counter()
+    study, _ = load(args.params)
+    data = load_report_data(study, model_metrics=args.model_metrics, study_metrics=args.study_metrics, pairs=args.pairs,
+                            per_class=args.per_class, predictions=args.predictions,
+                            thumbnails=study.report.thumbnails > 0, changes=_changes(study))
+    page = build_report(data)
+    with atomic_path(args.out, suffix=".html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    order = model_order(data.models)
+    write_csv(args.kappa_heatmap, heatmap_frame(data.pairs, order, "kappa"))
+    write_csv(args.knn_heatmap, heatmap_frame(data.pairs, order, "mutual_knn"))
+    print(f"report: {args.out} ({len(page) / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
+
+
+def main(argv=None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--model-metrics", required=True, help="folder of <id>.json per-model metrics")
+    p.add_argument("--study-metrics", required=True, help="the ensemble stage's metrics/study.json")
+    p.add_argument("--pairs", required=True, help="the per-pair table (parquet)")
+    p.add_argument("--per-class", required=True, help="the per pair and class table (parquet)")
+    p.add_argument("--predictions", required=True, help="folder of <id>/eval.parquet")
+    p.add_argument("--out", required=True, help="the report (HTML)")
+    p.add_argument("--kappa-heatmap", required=True, help="error-consistency heatmap data (CSV, a DVC plot)")
+    p.add_argument("--knn-heatmap", required=True, help="mutual k-NN heatmap data (CSV, a DVC plot)")
+    return run(work, p, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Report sections about pairs of models: the heatmaps of error consistency and representation
+similarity, the per-class specialisation of the most complementary pair, and the eval images behind
+the numbers (where that pair disagrees, and what every model gets wrong)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from zooscope.report import figures
+from zooscope.report.data import ReportData, model_order, pair_matrix
+from zooscope.report.page import Html, Section, join, png_img, tag
+
+__all__ = ["heatmap_sections", "complementary_section", "consensus_errors_section", "most_complementary"]
+
+_THUMB_PX = 72
+
+
+def heatmap_sections(data: ReportData) -> list[Section]:
+    order = model_order(data.models)
+    groups = dict(data.models.select("model", "category").rows())
+    group_of = [groups[m] for m in order]
+    kappa = figures.heatmap(pair_matrix(data.pairs, order, "kappa"), order, group_of, label="error consistency (kappa)",
+                            vmin=min(0.0, float(np.nanmin(data.pairs["kappa"].to_numpy()))), vmax=1.0, cmap="magma")
+    cka = figures.heatmap(pair_matrix(data.pairs, order, "cka_debiased"), order, group_of, label="debiased linear CKA",
+                          vmin=0.0, vmax=1.0)
+    knn = figures.heatmap(pair_matrix(data.pairs, order, "mutual_knn"), order, group_of,
+                          label=f"mutual k-NN alignment (k={data.study.similarity.knn_k})", vmin=0.0, vmax=1.0)
+    order_note = ("Rows and columns are ordered by each model's category relative to the base model "
+                  f"({data.study.base} first, then reinit, hyperparameters, architecture, framework, dataset); white lines "
+                  "separate the groups.")
+    errors = Section("error-consistency", "Error consistency of every pair", data.source("pairs"),
+                     tag("figure", kappa, tag("figcaption", "Cohen's kappa of the two models' correct/incorrect indicators "
+                                                            "(1: the same mistakes; 0: as related as chance). " + order_note)))
+    similarity = Section("similarity", "Representation similarity (CKA and mutual k-NN)", data.source("pairs"), tag(
+        "div", tag("figure", cka, tag("figcaption", "Debiased linear CKA of the eval embeddings (Kornblith et al. 2019).")),
+        tag("figure", knn, tag("figcaption", "Mutual k-NN alignment (Huh et al. 2024): the share of nearest neighbours two "
+                                             "embeddings have in common. " + order_note)),
+        class_="figs" if len(order) <= 10 else "stack"))  # a larger zoo: one heatmap per row, so names stay legible
+    return [errors, similarity]
+
+
+def most_complementary(data: ReportData) -> dict:
+    """The pair whose ensemble gains most over its better member (ties: the lower kappa)."""
+    rows = data.pairs.sort(["gain", "kappa"], descending=[True, False], maintain_order=True)
+    return rows.row(0, named=True)
+
+
+def _thumb(data: ReportData, sample_id: int, lines: Sequence[str]) -> Html:
+    image = data.images(sample_id).resize((_THUMB_PX, _THUMB_PX), resample=0)
+    caption = "\n".join(lines)
+    return tag("div", png_img(image, alt=f"eval sample {sample_id}: " + "; ".join(lines), title=caption),
+               join([join(lines[:1]), *(join([Html("<br>"), line]) for line in lines[1:])]), class_="thumb")
+
+
+def _grid(data: ReportData, idx: np.ndarray, caption) -> Html:
+    ids = data.predictions.sample_ids
+    return tag("div", join(_thumb(data, int(ids[i]), caption(int(i))) for i in idx), class_="thumbs")
+
+
+def _spread(idx: np.ndarray, k: int) -> np.ndarray:
+    """Up to ``k`` of ``idx``, evenly spread over it (deterministic)."""
+    if len(idx) <= k:
+        return idx
+    return idx[np.linspace(0, len(idx) - 1, k).round().astype(int)]
+
+
+def complementary_section(data: ReportData) -> list[Section]:
+    pair = most_complementary(data)
+    a, b = pair["model_a"], pair["model_b"]
+    rows = data.per_class.filter((data.per_class["model_a"] == a) & (data.per_class["model_b"] == b)).sort("class")
+    classes = [data.classes[c] for c in rows["class"].to_list()]
+    fig = figures.specialisation(classes, rows["acc_a"].to_numpy(), rows["acc_b"].to_numpy(), rows["acc_ens"].to_numpy(),
+                                 name_a=a, name_b=b)
+    wins = {m: [data.classes[c] for c, w in rows.select("class", "winner").rows() if w == m] for m in (a, b)}
+    text = (f"{a} and {b} ({pair['category']} pair): kappa {pair['kappa']:.3f}, accuracies {100 * pair['acc_a']:.2f}% and "
+            f"{100 * pair['acc_b']:.2f}%, ensemble {100 * pair['ens_acc']:.2f}% (gain {100 * pair['gain']:+.2f} points, "
+            f"95% CI [{100 * pair['gain_lo']:+.2f}, {100 * pair['gain_hi']:+.2f}]). {a} is better on "
+            f"{len(wins[a])} classes, {b} on {len(wins[b])}.")
+    parts = [tag("p", text), tag("figure", fig, tag("figcaption", "Per-class accuracy of the two members and their ensemble."))]
+    sources = data.source("pairs", "per_class")
+    if data.images is not None:
+        models = list(data.predictions.models)
+        pred, labels = data.predictions.pred, data.predictions.labels
+        ia, ib = models.index(a), models.index(b)
+        right_a, right_b = pred[ia] == labels, pred[ib] == labels
+        k = data.study.report.thumbnails // 2
+        cls = data.classes
+
+        def caption(i: int) -> list[str]:
+            return [f"label {cls[labels[i]]}", f"{a}: {cls[pred[ia, i]]}", f"{b}: {cls[pred[ib, i]]}"]
+
+        for who, mask in ((a, right_a & ~right_b), (b, right_b & ~right_a)):
+            idx = np.flatnonzero(mask)
+            parts += [tag("h3", f"Only {who} is right ({len(idx)} samples; {min(k, len(idx))} shown)"),
+                      _grid(data, _spread(idx, k), caption)]
+        sources += data.source("predictions", "dataset")
+    return [Section("complementary", "The most complementary pair", sources, join(parts),
+                    "The pair whose ensemble gains most over its better member: where each member is right alone.")]
+
+
+def consensus_errors_section(data: ReportData) -> list[Section]:
+    if data.images is None:
+        return []
+    pred, labels, cls = data.predictions.pred, data.predictions.labels, data.classes
+    wrong = np.flatnonzero((pred != labels).all(0))
+    k = data.study.report.thumbnails
+
+    def caption(i: int) -> list[str]:
+        values, counts = np.unique(pred[:, i], return_counts=True)
+        top = values[counts.argmax()]
+        return [f"label {cls[labels[i]]}", f"most say {cls[top]} ({counts.max()}/{len(pred)})"]
+
+    # the most agreed-upon mistakes first: candidate label errors or genuinely ambiguous images
+    agreement = np.array([np.unique(pred[:, i], return_counts=True)[1].max() for i in wrong]) if len(wrong) else np.array([])
+    ranked = wrong[np.argsort(-agreement, kind="stable")][:k]
+    body = (_grid(data, ranked, caption) if len(ranked)
+            else tag("p", "No eval sample is misclassified by every model.", class_="note"))
+    n = len(labels)
+    return [Section("all-wrong", "Samples every model gets wrong", data.source("predictions", "dataset"), body,
+                    f"{len(wrong)} of {n:,} eval samples ({100 * len(wrong) / n:.2f}%) are misclassified by all "
+                    f"{len(pred)} models; shown: up to {k}, those where the most models agree on the wrong class first.")]
