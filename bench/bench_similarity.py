@@ -113,7 +113,7 @@ def _study(n_models: int):
     return parse_study({
         "dataset": {"source": "digits"}, "base": "m00", "threads": 2, "embed": {}, "probe": {"l2_grid": [0.01, 0.001]},
         "predict": {}, "similarity": {"concat_all_up_to": 8, "mix_max_pairs": 2, "mix_fractions": [0, 0.5, 1]},
-        "ensemble": {}, "models": models})
+        "ensemble": {}, "report": {}, "models": models})
 
 
 def _write_zoo(root: Path, n_models: int, labels: dict[str, np.ndarray]) -> None:
