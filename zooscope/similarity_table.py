@@ -50,10 +50,12 @@ class SimilarityTables:
 
 
 class _Embeddings:
-    """Memory-mapped ``<root>/<id>/<split>.npy`` files and their digests."""
+    """Memory-mapped ``<root>/<id>/<split>.npy`` files and their digests (each file hashed once per run,
+    though the scores, the concatenated probes and the mixes all key on it)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._sha: dict[tuple[str, str], str] = {}
 
     def load(self, mid: str, split: str) -> np.ndarray:
         return np.load(self.root / mid / f"{split}.npy", mmap_mode="r")
@@ -62,7 +64,10 @@ class _Embeddings:
         return {s: self.load(mid, s) for s in SPLITS}
 
     def digest(self, mid: str, splits: tuple[str, ...]) -> str:
-        return digest(*(sha256_file(self.root / mid / f"{s}.npy") for s in splits))
+        for s in splits:
+            if (mid, s) not in self._sha:
+                self._sha[mid, s] = sha256_file(self.root / mid / f"{s}.npy")
+        return digest(*(self._sha[mid, s] for s in splits))
 
 
 def _keys(emb: _Embeddings, pairs: list[Pair], splits: tuple[str, ...], *settings: Any) -> dict[Pair, str]:
