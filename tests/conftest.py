@@ -26,6 +26,9 @@ TINY_STUDY = {
     "similarity": {"knn_k": 5, "n_perm": 20, "seed": 0, "concat_all_up_to": 16, "mix_fractions": [0.0, 0.5, 1.0],
                    "mix_dim": None},
     "ensemble": {"n_boot": 1000, "seed": 0, "matched_band": 0.2, "greedy_max_size": 4, "strongest": 2},
+    "mistakes": {"consensus_share": 0.75, "neighbour_k": 5, "top_confusions": 3, "explain_k": 4, "show": 5,
+                 "prototypes": 3, "criticisms": 2, "gamma": None, "max_candidates": 2000, "attack_subset": 40,
+                 "eps": [0.03, 0.1], "pgd_steps": 3, "transfer_attack": "pgd", "transfer_eps": 0.1, "seed": 0},
     "models": {
         "cnn_a": {"source": "recipe:supervised", "tags": dict(_TAGS), "arch": dict(_CNN),
                   "train": {"epochs": 2, "batch_size": 64, "lr": 0.01}},
