@@ -71,7 +71,7 @@ def test_adding_a_model_computes_only_its_pairs(studied, tmp_path):
     study["models"]["mlp_b"] = {**study["models"]["mlp"], "tags": {**study["models"]["mlp"]["tags"], "seed": 1}}
     write_study(work / "params.yaml", study)
     out = dvc(work, "repro").stdout
-    stages = [*(f"{s}@mlp_b" for s in ("fetch", "embed", "probe", "predict")), "similarity", "ensemble"]
+    stages = [*(f"{s}@mlp_b" for s in ("fetch", "embed", "probe", "predict")), "similarity", "ensemble", "mistakes"]
     assert sorted(ran_stages(out)) == sorted(stages)
     assert "similarity: 10 pairs, 4 computed" in out and "ensemble: 10 pairs, 4 computed" in out
     assert "concatenated probes 10, 4 computed" in out

@@ -22,24 +22,27 @@ Classifier = Callable[[torch.Tensor], torch.Tensor]
 
 
 def classifier(model: nn.Module, *, mean: list[float], std: list[float],
-               probe: Mapping[str, np.ndarray] | None = None) -> Classifier:
-    """Pixels in [0, 1] -> logits of ``model`` (put in eval mode, its parameters frozen).
+               probe: Mapping[str, np.ndarray] | None = None, device: str | torch.device = "cpu") -> Classifier:
+    """Pixels in [0, 1] -> logits of ``model`` (moved to ``device``, in eval mode, its parameters frozen).
 
     Args:
         mean, std: the model's per-channel input normalisation (its card's ``preprocess``).
         probe: for a headless model, its linear probe ``{mean [d], scale [d], weight [d, C], bias [C]}``;
             the logits are then ((embedding - mean) / scale) @ weight + bias.
+        device: where the network runs; inputs may live anywhere (gradients flow back through the copy),
+            the logits are on ``device``.
     """
     from .extract import embedding_fn
 
-    model.eval().requires_grad_(False)
-    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    model.eval().requires_grad_(False).to(device)
+    m = torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
     if probe is None:
-        return lambda x: model((x - m) / s)
+        return lambda x: model((x.to(device) - m) / s)
     embed = embedding_fn(model)
-    p = {k: torch.as_tensor(np.asarray(probe[k]), dtype=torch.float32) for k in ("mean", "scale", "weight", "bias")}
-    return lambda x: ((embed((x - m) / s)[0] - p["mean"]) / p["scale"]) @ p["weight"] + p["bias"]
+    p = {k: torch.as_tensor(np.asarray(probe[k]), dtype=torch.float32, device=device)
+         for k in ("mean", "scale", "weight", "bias")}
+    return lambda x: ((embed((x.to(device) - m) / s)[0] - p["mean"]) / p["scale"]) @ p["weight"] + p["bias"]
 
 
 def pixel_inputs(dataset, positions: np.ndarray, preprocess: dict[str, Any]) -> torch.Tensor:
@@ -68,7 +71,8 @@ def _check(x: torch.Tensor, y: torch.Tensor, eps: float) -> None:
 def _input_grad(fn: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
-        loss = nn.functional.cross_entropy(fn(x), y, reduction="sum")
+        logits = fn(x)
+        loss = nn.functional.cross_entropy(logits, y.to(logits.device), reduction="sum")
         return torch.autograd.grad(loss, x)[0]
 
 
@@ -126,7 +130,7 @@ def attack(fn: Classifier, x: torch.Tensor, y: torch.Tensor, *, method: str, eps
 def predict(fn: Classifier, x: torch.Tensor, *, batch_size: int = 256) -> np.ndarray:
     """Predicted classes int64 [n] of ``x`` [n, C, H, W]."""
     with torch.inference_mode():
-        return torch.cat([fn(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]).numpy()
+        return torch.cat([fn(x[i:i + batch_size]).argmax(1).cpu() for i in range(0, len(x), batch_size)]).numpy()
 
 
 def robust_accuracy(fn: Classifier, x: torch.Tensor, y: torch.Tensor, *, method: str, eps: float, steps: int = 5,
