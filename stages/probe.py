@@ -1,5 +1,7 @@
 """probe@<model>: a multinomial linear probe on the embedding (L2 strength chosen on the calibration
-split) and cosine k-NN accuracy (FAISS). Writes ``<out>/probe.json`` and the probe's logits
+split) and cosine k-NN accuracy (FAISS). Writes ``<out>/probe.json``, the probe's weights
+``<out>/probe.safetensors`` (mean, scale, weight, bias: the mistakes stage attacks headless models
+through them), and the probe's logits
 ``<out>/calibration_logits.npy`` and ``<out>/eval_logits.npy`` (float32 [n, C]; the predictions of
 headless models)."""
 
@@ -16,7 +18,7 @@ def work(args) -> None:
 
     from zooscope.data.datasets import load_dataset
     from zooscope.io import write_json, write_npy
-    from zooscope.probe import fit_probe, knn_accuracy
+    from zooscope.probe import fit_probe, knn_accuracy, save_probe
 
     study, _ = load(args.params, args.model)
     dataset = load_dataset(study.dataset)
@@ -30,6 +32,7 @@ def work(args) -> None:
     probe = fit_probe(x["train"], y["train"], x["calibration"], y["calibration"], num_classes=dataset.num_classes,
                       l2_grid=study.probe.l2_grid, max_iter=study.probe.max_iter, tol=study.probe.tol)
     out = Path(args.out)
+    save_probe(out / "probe.safetensors", probe)
     logits = {s: probe.logits(x[s]) for s in ("calibration", "eval")}
     for s, lg in logits.items():
         write_npy(out / f"{s}_logits.npy", lg)

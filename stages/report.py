@@ -1,6 +1,6 @@
 """report: the study report. Writes ``--out`` (reports/index.html: one self-contained page with the
 summary, the per-model and per-category tables, the figures and eval-image thumbnails, each section
-naming the artifacts it comes from, and what changed since the ``report.compare_to`` commit) and the
+naming the artifacts it comes from, the mistakes sections when ``--mistakes`` is given, and what changed since the ``report.compare_to`` commit) and the
 data of two DVC plots: ``--kappa-heatmap`` (error consistency of every ordered pair) and
 ``--knn-heatmap`` (mutual k-NN alignment), rows in the report's order (by category vs the base)."""
 
@@ -36,7 +36,8 @@ def work(args) -> None:
     study, _ = load(args.params)
     data = load_report_data(study, model_metrics=args.model_metrics, study_metrics=args.study_metrics, pairs=args.pairs,
                             per_class=args.per_class, predictions=args.predictions,
-                            thumbnails=study.report.thumbnails > 0, changes=_changes(study))
+                            thumbnails=study.report.thumbnails > 0, changes=_changes(study),
+                            mistakes=args.mistakes, mistakes_metrics=args.mistakes_metrics)
     page = build_report(data)
     with atomic_path(args.out, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -53,6 +54,8 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", required=True, help="the per-pair table (parquet)")
     p.add_argument("--per-class", required=True, help="the per pair and class table (parquet)")
     p.add_argument("--predictions", required=True, help="folder of <id>/eval.parquet")
+    p.add_argument("--mistakes", help="the mistakes stage's folder (optional: adds the mistakes sections)")
+    p.add_argument("--mistakes-metrics", help="the mistakes stage's metrics/mistakes.json (with --mistakes)")
     p.add_argument("--out", required=True, help="the report (HTML)")
     p.add_argument("--kappa-heatmap", required=True, help="error-consistency heatmap data (CSV, a DVC plot)")
     p.add_argument("--knn-heatmap", required=True, help="mutual k-NN heatmap data (CSV, a DVC plot)")

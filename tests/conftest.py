@@ -27,6 +27,9 @@ TINY_STUDY = {
                    "mix_dim": None},
     "ensemble": {"n_boot": 1000, "seed": 0, "matched_band": 0.2, "greedy_max_size": 4, "strongest": 2},
     "report": {"thumbnails": 12, "compare_to": "HEAD"},
+    "mistakes": {"consensus_share": 0.75, "neighbour_k": 5, "top_confusions": 3, "explain_k": 4, "show": 5,
+                 "prototypes": 3, "criticisms": 2, "gamma": None, "max_candidates": 2000, "attack_subset": 40,
+                 "eps": [0.03, 0.1], "pgd_steps": 3, "transfer_attack": "pgd", "transfer_eps": 0.1, "seed": 0},
     "models": {
         "cnn_a": {"source": "recipe:supervised", "tags": dict(_TAGS), "arch": dict(_CNN),
                   "train": {"epochs": 2, "batch_size": 64, "lr": 0.01}},

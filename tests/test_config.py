@@ -26,6 +26,7 @@ predict: {ece_bins: 10}
 similarity: {knn_k: 5, n_perm: 20, seed: 0, concat_all_up_to: 8, mix_fractions: [0, 0.5, 1], mix_dim: null}
 ensemble: {n_boot: 1000, seed: 0, matched_band: 0.02, greedy_max_size: 2, strongest: 1}
 report: {thumbnails: 8, compare_to: HEAD}
+mistakes: {consensus_share: 0.75, attack_subset: 20, eps: [0.03, 0.1], transfer_eps: 0.03}
 models:
   cnn_a:
     source: recipe:supervised
@@ -84,8 +85,8 @@ def test_unknown_top_level_key(tmp_path):
 
 
 def test_foreign_sections_are_left_to_their_stages(tmp_path):
-    study = load_study(_write(tmp_path, VALID + "flow: {anything: [1, 2]}\nmistakes: {x: 1}\n"))
-    assert study.base == "cnn_a"
+    study = load_study(_write(tmp_path, VALID + "flow: {anything: [1, 2]}\n"))
+    assert study.base == "cnn_a" and study.mistakes.eps == (0.03, 0.1)
 
 
 def test_report_settings_are_checked(tmp_path):
@@ -100,6 +101,9 @@ def test_report_settings_are_checked(tmp_path):
     ("matched_band: 0.02", "matched_band: 0", ["ensemble.matched_band", "greater than 0"]),
     ("strongest: 1}", "strongest: 1, bagging: 3}", ["ensemble.bagging", "unknown key", "n_boot", "matched_band"]),
     ("n_perm: 20", "n_perm: 5", ["similarity.n_perm", "greater than or equal to 20"]),
+    ("eps: [0.03, 0.1]", "eps: [0.1, 0.03]", ["mistakes.eps", "increasing budgets"]),
+    ("consensus_share: 0.75", "consensus_share: 0", ["mistakes.consensus_share", "greater than 0"]),
+    ("transfer_eps: 0.03}", "transfer_eps: 0.03, attack: cw}", ["mistakes.attack", "unknown key", "transfer_attack"]),
     ("mix_fractions: [0, 0.5, 1]", "mix_fractions: [0.5, 0, 1]", ["similarity.mix_fractions", "increasing"]),
     ("mix_dim: null", "mix_dim: 1", ["similarity.mix_dim", "greater than or equal to 2"]),
 ])
@@ -255,6 +259,7 @@ predict: {}
 ensemble: {}
 similarity: {}
 report: {}
+mistakes: {}
 models:
   cnn_a:
     source: recipe:supervised

@@ -31,7 +31,9 @@ _FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--di
 # what the D1 acceptance check counts as loading from outside (links <a href> are fine)
 _EXTERNAL = re.compile(r"<(script|img|iframe|source|video|audio|embed)[^>]*\s(src|srcset|poster)\s*=\s*[\"']?(https?:)?//"
                        r"|<link[^>]*href\s*=\s*[\"']?(https?:)?//|url\(\s*[\"']?(https?:)?//|@import\s+[\"']?(https?:)?//", re.I)
-_FIGURES = 7  # kappa by category, gain vs kappa, greedy curve, error consistency, CKA, mutual k-NN, specialisation
+# kappa by category, gain vs kappa, greedy curve, error consistency, CKA, mutual k-NN, specialisation, and the
+# adversarial transfer heatmap beside a second kappa heatmap
+_FIGURES = 9
 
 
 # --------------------------------------------------------------------------- page building blocks
@@ -44,6 +46,17 @@ def test_helpers_escape_data_and_keep_their_own_markup():
     rows = [{"model": EVIL, "acc": 0.5}, {"model": "b", "acc": None}]
     out = table(rows, [Column("model", "model"), Column("acc", "acc", lambda v: f"{v:.2f}", True)], sortable=True)
     assert "<script" not in out and 'data-v="0.5"' in out and "–" in out and 'class="sortable"' in out
+
+
+def test_critic_models_are_base_strongest_and_the_least_overlapping():
+    from zooscope.report.mistake_sections import critic_models
+
+    overlap = pl.DataFrame({"class": [0, 1, 0, 1, 0, 1], "model_a": ["a", "a", "a", "a", "c", "c"],
+                            "model_b": ["c", "c", "d", "d", "d", "d"], "overlap": [0.5, 0.1, 0.2, 0.2, 0.0, 0.0]})
+    # overlap with a (the strongest): c 0.3 on average, d 0.2; pairs without a do not count
+    assert critic_models(overlap, base="b", strongest="a") == ["b", "a", "d"]
+    assert critic_models(overlap, base="a", strongest="a") == ["a", "d"]
+    assert critic_models(overlap, base="d", strongest="a") == ["d", "a", "c"]
 
 
 # --------------------------------------------------------------------------- the rendered report
@@ -104,8 +117,14 @@ def test_report_renders_offline_with_every_figure_and_image(studied, tmp_path):
     assert len(thumbs) == len(re.findall(r"<img", dom)) >= 3
     for data in thumbs:
         assert Image.open(io.BytesIO(base64.b64decode(data))).size == (72, 72)
-    for word in ("kappa", "ensemble", "CKA", "mutual k-NN", "accuracy-matched", "Samples every model gets wrong"):
+    for word in ("kappa", "ensemble", "CKA", "mutual k-NN", "accuracy-matched", "Samples every model gets wrong",
+                 "Consensus errors", "Prototypes and criticisms", "Adversarial transfer", "Adversarial examples",
+                 "near misses"):
         assert word in dom
+    # MMD-critic: for each of the 10 digit classes, a row of prototypes and criticisms per model shown (the base,
+    # the strongest, the one whose prototypes overlap least with the strongest's)
+    shown = dom.count("prototype 1</div>")
+    assert shown in (20, 30) and dom.count("criticism 1<br>") == shown
     for mid in TINY_STUDY["models"]:
         assert f"<td>{mid}" in dom
     # each section names its sources
@@ -130,7 +149,8 @@ def report_data(studied):
     repo, _ = studied
     return load_report_data(load_study(repo / "params.yaml"), model_metrics=repo / "metrics/models",
                             study_metrics=repo / "metrics/study.json", pairs=repo / "artifacts/pairs.parquet",
-                            per_class=repo / "artifacts/pairs_per_class.parquet", predictions=repo / "artifacts/predictions")
+                            per_class=repo / "artifacts/pairs_per_class.parquet", predictions=repo / "artifacts/predictions",
+                            mistakes=repo / "artifacts/mistakes", mistakes_metrics=repo / "metrics/mistakes.json")
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ typical session:
   zooscope validate          check params.yaml after editing it
   dvc repro                  re-run what changed (only the stages of changed models)
   zooscope table             per-model accuracy, quality and category relative to the base
+  zooscope explain cnn_base 60000   the training samples nearest to eval sample 60000 in cnn_base's embedding
   dvc metrics show           the same numbers as DVC metrics (metrics/models/<id>.json)
   zooscope diff HEAD~1 HEAD  what changed between two commits (also written to reports/diff.html)
 
@@ -77,6 +78,28 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .config import load_study
+    from .data.datasets import load_dataset
+    from .explain import explain_sample
+
+    study = load_study(args.params)
+    if args.model not in study.models:
+        raise ValueError(f"no model {args.model!r} in {args.params}; ids: {', '.join(study.models)}")
+    dataset = load_dataset(study.dataset)
+    query, rows = explain_sample(Path(args.embeddings) / args.model, dataset, args.sample_id, k=args.k)
+    print(f"sample {query['sample_id']} ({query['split']} split, label {query['label']} {query['class']}): "
+          f"its {len(rows)} nearest training samples in {args.model}'s embedding (cosine similarity)")
+    print(f"{'rank':>4}  {'sample_id':>9}  {'label':>5}  {'class':<16}  similarity")
+    for r in rows:
+        print(f"{r['rank']:>4}  {r['sample_id']:>9}  {r['label']:>5}  {r['class']:<16}  {r['similarity']:.4f}")
+    agree = sum(r["label"] == query["label"] for r in rows)
+    print(f"{agree} of {len(rows)} neighbours share the sample's label")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="zooscope",
@@ -105,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--html", default="reports/diff.html", help="also write this page, relative to --repo "
                                                                "(default: reports/diff.html; '' for none)")
     d.set_defaults(func=_diff)
+    e = sub.add_parser("explain", help="explanation by example: a sample's nearest training samples in a model's embedding",
+                       description="Print the k training samples nearest (cosine, FAISS) to one sample in a model's "
+                                   "embedding (artifacts/embeddings/<model>/); run the embed stage first.")
+    e.add_argument("model", help="model id (a key of 'models' in the study file)")
+    e.add_argument("sample_id", type=int, help="sample id (the predictions tables' sample_id column)")
+    e.add_argument("-k", type=int, default=8, help="neighbours to print (default: 8)")
+    e.add_argument("--params", default="params.yaml", help="study file (default: params.yaml)")
+    e.add_argument("--embeddings", default="artifacts/embeddings", help="embeddings folder (default: artifacts/embeddings)")
+    e.set_defaults(func=_explain)
     return p
 
 

@@ -314,6 +314,33 @@ class ReportSettings(_Strict):
                                                              "(the dataset is then not loaded)")
     compare_to: str | None = Field("HEAD", description="git revision whose committed results the report compares "
                                                        "with (HEAD: the last commit); null: no comparison")
+class MistakesSettings(_Strict):
+    """The ``mistakes`` stage: taxonomy, consensus errors, MMD-critic, adversarial transfer (science.md 7)."""
+
+    consensus_share: float = Field(0.75, gt=0, le=1, description="a consensus error: at least this share of the zoo "
+                                                                  "predicts the same wrong class")
+    neighbour_k: int = Field(10, ge=1, description="neighbours of the neighbour-disagreement vote (strongest model)")
+    top_confusions: int = Field(5, ge=1, description="most frequent confusion pairs kept per model")
+    explain_k: int = Field(8, ge=1, description="nearest training samples that explain an example")
+    show: int = Field(24, ge=0, description="consensus errors and adversarial examples explained for the report")
+    prototypes: int = Field(8, ge=1, description="MMD-critic prototypes per class and model")
+    criticisms: int = Field(4, ge=0, description="MMD-critic criticisms per class and model")
+    gamma: float | None = Field(None, gt=0, description="RBF gamma; null: the median heuristic")
+    max_candidates: int | None = Field(2000, ge=2, description="MMD-critic picks among this many samples per class "
+                                                              "(a seeded subset); null: all")
+    attack_subset: int = Field(200, ge=1, description="eval samples attacked (a seeded subset)")
+    eps: tuple[float, ...] = Field((0.01, 0.03, 0.1), min_length=1, description="L_inf budgets on [0, 1] pixels")
+    pgd_steps: int = Field(5, ge=1, description="PGD steps (step size 2.5 eps / steps, random start)")
+    transfer_attack: Literal["fgsm", "pgd"] = "pgd"
+    transfer_eps: float = Field(0.03, gt=0, le=1, description="budget of the transfer matrix's examples")
+    seed: int = 0
+
+    @field_validator("eps")
+    @classmethod
+    def _budgets(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < e <= 1 for e in v) or any(a >= b for a, b in zip(v, v[1:])):
+            raise ValueError(f"eps must be increasing budgets in (0, 1], e.g. [0.01, 0.03, 0.1], got {list(v)}")
+        return v
 
 
 class Study(_Strict):
@@ -329,6 +356,7 @@ class Study(_Strict):
     ensemble: EnsembleSettings
     similarity: SimilaritySettings
     report: ReportSettings
+    mistakes: MistakesSettings
     threads: int = Field(ge=1, description="torch CPU threads per stage")
 
     @field_validator("models")
@@ -420,7 +448,7 @@ def parse_study(data: Any, *, source: str = "params.yaml") -> Study:
 
 
 #: Top-level sections that belong to later stages (pairwise analysis, report, ...) and are validated there.
-_FOREIGN_SECTIONS = frozenset({"mistakes", "flow"})
+_FOREIGN_SECTIONS = frozenset({"flow"})
 
 
 def load_study(path: str | Path = "params.yaml") -> Study:

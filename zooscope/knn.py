@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["l2_normalize", "search", "knn_classify", "faiss_uses_gpu"]
+__all__ = ["l2_normalize", "search", "majority_vote", "knn_classify", "faiss_uses_gpu"]
 
 
 def _faiss():
@@ -82,18 +82,25 @@ def search(
     return scores, ids
 
 
+def majority_vote(neighbour_labels: np.ndarray, *, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Majority class of each row of ``neighbour_labels`` int [m, k] (nearest first); ties go to the class of
+    the nearer neighbour. Returns (class int64 [m], votes int64 [m, num_classes])."""
+    neigh = np.asarray(neighbour_labels, np.int64)
+    m, k = neigh.shape
+    rows = np.arange(m)
+    votes = np.zeros((m, num_classes), np.int64)
+    np.add.at(votes, (rows[:, None], neigh), 1)
+    tied = votes == votes.max(1, keepdims=True)
+    pred = np.full(m, -1, np.int64)
+    for r in range(k):  # among the tied classes, the one holding the nearest neighbour wins
+        take = (pred < 0) & tied[rows, neigh[:, r]]
+        pred[take] = neigh[take, r]
+    return pred, votes
+
+
 def knn_classify(
     train: np.ndarray, train_labels: np.ndarray, queries: np.ndarray, *, k: int, num_classes: int
 ) -> np.ndarray:
     """Cosine k-NN majority vote (ties to the nearer neighbours' class): predicted labels int64 [m]."""
     _, ids = search(l2_normalize(train), l2_normalize(queries), k=k)
-    neigh = np.asarray(train_labels, np.int64)[ids]
-    rows = np.arange(len(queries))
-    votes = np.zeros((len(queries), num_classes), np.int64)
-    np.add.at(votes, (rows[:, None], neigh), 1)
-    tied = votes == votes.max(1, keepdims=True)
-    pred = np.full(len(queries), -1, np.int64)
-    for r in range(k):  # among the tied classes, the one holding the nearest neighbour wins
-        take = (pred < 0) & tied[rows, neigh[:, r]]
-        pred[take] = neigh[take, r]
-    return pred
+    return majority_vote(np.asarray(train_labels, np.int64)[ids], num_classes=num_classes)[0]

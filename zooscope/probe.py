@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-__all__ = ["LinearProbe", "fit_logistic", "fit_probe", "knn_accuracy"]
+__all__ = ["LinearProbe", "fit_logistic", "fit_probe", "knn_accuracy", "save_probe", "load_probe"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +116,32 @@ def knn_accuracy(train_x: np.ndarray, train_y: np.ndarray, eval_x: np.ndarray, e
 
     pred = knn_classify(train_x, np.asarray(train_y), eval_x, k=k, num_classes=num_classes)
     return float((pred == np.asarray(eval_y)).mean())
+
+
+_PROBE_ARRAYS = ("mean", "scale", "weight", "bias")
+
+
+def save_probe(path, probe: LinearProbe) -> None:
+    """Write a probe's arrays (mean [d], scale [d], weight [d, C], bias [C], float64) as safetensors, atomically."""
+    import torch
+
+    from .io import write_safetensors
+
+    write_safetensors(path, {k: torch.from_numpy(np.ascontiguousarray(getattr(probe, k), np.float64))
+                             for k in _PROBE_ARRAYS}, metadata={"l2": repr(probe.l2)})
+
+
+def load_probe(path) -> LinearProbe:
+    """Read a probe written by :func:`save_probe` (safetensors: no code runs); ``selection`` is not stored."""
+    import json
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: probe weights not found; re-run the probe stage")
+    with safe_open(str(path), framework="numpy") as fh:
+        arrays = {k: fh.get_tensor(k) for k in _PROBE_ARRAYS}
+        meta = json.loads((fh.metadata() or {}).get("zooscope", "{}"))
+    return LinearProbe(**arrays, l2=float(meta.get("l2", "nan")), selection={})

@@ -67,9 +67,11 @@ def model_order(models: pl.DataFrame) -> list[str]:
 
 def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: str | Path, pairs: str | Path,
                      per_class: str | Path, predictions: str | Path, thumbnails: bool = True,
-                     changes: Any = None) -> ReportData:
-    """Read the report's inputs. With ``thumbnails``, the dataset is loaded for its eval images and
-    class names (``zooscope.data.datasets``); otherwise class names are the label numbers."""
+                     changes: Any = None, mistakes: str | Path | None = None,
+                     mistakes_metrics: str | Path | None = None) -> ReportData:
+    """Read the report's inputs. With ``thumbnails``, the dataset is loaded for its images and class
+    names (``zooscope.data.datasets``); otherwise class names are the label numbers. ``mistakes`` (the
+    mistakes stage's folder) and ``mistakes_metrics`` (its metrics file) add the mistakes sections."""
     ids = list(study.models)
     preds = read_predictions(predictions, ids)
     classes: tuple[str, ...]
@@ -87,7 +89,11 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
         classes = tuple(str(c) for c in range(int(preds.labels.max()) + 1))
     artifacts = {"model_metrics": f"{model_metrics}/<model>.json", "study_metrics": str(study_metrics),
                  "pairs": str(pairs), "per_class": str(per_class), "predictions": f"{predictions}/<model>/eval.parquet",
-                 "dataset": f"dataset {study.dataset.source} (eval split)"}
+                 "dataset": f"dataset {study.dataset.source}"}
+    if (mistakes is None) != (mistakes_metrics is None):
+        raise ValueError("give both the mistakes folder and its metrics file, or neither")
+    if mistakes is not None:
+        artifacts |= {"mistakes": str(mistakes), "mistakes_metrics": str(mistakes_metrics)}
     return ReportData(study=study, models=model_table(study, metrics_dir=model_metrics),
                       study_metrics=read_json(study_metrics), pairs=pl.read_parquet(pairs),
                       per_class=pl.read_parquet(per_class), predictions=preds, classes=classes,

@@ -151,6 +151,10 @@ figcaption{color:var(--muted);font-size:12.5px;margin-top:2px}
 .thumb img{width:72px;height:72px;image-rendering:pixelated;border:1px solid var(--line);display:block;margin:0 auto 2px}
 .up{color:#1b7f3b}.down{color:#b3261e}.flag{font-weight:700}
 .note{color:var(--muted);font-size:13px}
+.explain{align-items:center;margin:6px 0;padding:4px 0;border-bottom:1px dashed var(--line)}
+.arrow{font-size:22px;color:var(--muted);padding:0 4px}
+table.critic td{white-space:normal;vertical-align:top;border-bottom:none}table.critic th{vertical-align:top}
+table.critic tr.first td,table.critic tr.first th{border-top:2px solid var(--line)}
 """
 
 # Sort a table by the clicked column: numbers by their data-v value, text otherwise; a second click reverses.

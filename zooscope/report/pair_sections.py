@@ -12,7 +12,7 @@ from zooscope.report import figures
 from zooscope.report.data import ReportData, model_order, pair_matrix
 from zooscope.report.page import Html, Section, join, png_img, tag
 
-__all__ = ["heatmap_sections", "complementary_section", "consensus_errors_section", "most_complementary"]
+__all__ = ["heatmap_sections", "complementary_section", "consensus_errors_section", "most_complementary", "thumb", "image_thumb"]
 
 _THUMB_PX = 72
 
@@ -47,16 +47,21 @@ def most_complementary(data: ReportData) -> dict:
     return rows.row(0, named=True)
 
 
-def _thumb(data: ReportData, sample_id: int, lines: Sequence[str]) -> Html:
-    image = data.images(sample_id).resize((_THUMB_PX, _THUMB_PX), resample=0)
-    caption = "\n".join(lines)
-    return tag("div", png_img(image, alt=f"eval sample {sample_id}: " + "; ".join(lines), title=caption),
+def image_thumb(image, alt: str, lines: Sequence[str]) -> Html:
+    """A PIL image as a thumbnail with caption ``lines`` (also its tooltip)."""
+    image = image.resize((_THUMB_PX, _THUMB_PX), resample=0)
+    return tag("div", png_img(image, alt=f"{alt}: " + "; ".join(lines), title="\n".join(lines)),
                join([join(lines[:1]), *(join([Html("<br>"), line]) for line in lines[1:])]), class_="thumb")
+
+
+def thumb(data: ReportData, sample_id: int, lines: Sequence[str]) -> Html:
+    """The thumbnail of a dataset sample (any split) with caption ``lines``."""
+    return image_thumb(data.images(sample_id), f"sample {sample_id}", lines)
 
 
 def _grid(data: ReportData, idx: np.ndarray, caption) -> Html:
     ids = data.predictions.sample_ids
-    return tag("div", join(_thumb(data, int(ids[i]), caption(int(i))) for i in idx), class_="thumbs")
+    return tag("div", join(thumb(data, int(ids[i]), caption(int(i))) for i in idx), class_="thumbs")
 
 
 def _spread(idx: np.ndarray, k: int) -> np.ndarray:

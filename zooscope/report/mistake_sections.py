@@ -1,0 +1,197 @@
+"""Report sections about mistakes and biases (science.md section 7), from the mistakes stage's outputs:
+the mistake taxonomy, consensus errors explained by their nearest training samples, MMD-critic
+prototypes and criticisms, adversarial robustness, the transfer matrix beside the error-consistency
+heatmap, and adversarial examples with what the zoo predicts on them.
+
+The builders read ``data.artifacts["mistakes"]`` (the stage's folder) and ``data.artifacts["mistakes_metrics"]``
+(``metrics/mistakes.json``); without them, or without thumbnails for the image sections, they add nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from zooscope.io import read_json
+from zooscope.mistakes_report import adversarial_section, consensus_section, criticism_section, transfer_section
+from zooscope.report import figures
+from zooscope.report.data import ReportData, model_order
+from zooscope.report.page import Column, Html, Section, join, table, tag
+from zooscope.report.pair_sections import image_thumb, thumb
+from zooscope.report.study_sections import pct
+
+__all__ = ["mistake_sections", "critic_models"]
+
+
+def _has_mistakes(data: ReportData) -> bool:
+    return "mistakes" in data.artifacts and "mistakes_metrics" in data.artifacts
+
+
+def _taxonomy(data: ReportData, metrics: dict) -> Section:
+    folder = data.artifacts["mistakes"]
+    tax = pl.read_parquet(f"{folder}/taxonomy.parquet")
+    robust = pl.read_parquet(f"{folder}/robustness.parquet")
+    cfg = data.study.mistakes
+    at = robust.filter((pl.col("attack") == cfg.transfer_attack) & (pl.col("eps") == cfg.transfer_eps))
+    robust_acc = dict(at.select("model", "accuracy").rows())
+    rows = [r | {"error": (r["near_miss"] + r["far_miss"]) / r["n"], "near_share": r["near_miss"] / max(1, r["near_miss"] + r["far_miss"]),
+                 "robust": robust_acc.get(r["model"])} for r in tax.to_dicts()]
+    columns = (Column("model", "model"), Column("error", "top-1 error %", pct, True),
+               Column("near_miss", "near misses", str, True, "wrong, but the label is in the top 5"),
+               Column("far_miss", "far misses", str, True, "the label is not in the top 5"),
+               Column("near_share", "near-miss share %", pct, True, "near misses among the errors"),
+               Column("robust", f"{cfg.transfer_attack.upper()} ε={cfg.transfer_eps:g} acc %", pct, True,
+                      f"accuracy under the attack on {metrics['attack_subset']} eval samples"))
+    body = join([tag("ul", join(tag("li", f) for f in metrics["findings"]), class_="findings"),
+                 tag("div", table(rows, columns, sortable=True), class_="scroll")])
+    return Section("mistake-taxonomy", "Mistakes: taxonomy and robustness",
+                   (f"{folder}/taxonomy.parquet", f"{folder}/robustness.parquet", data.artifacts["mistakes_metrics"]),
+                   body, "Stock & Cisse (2018): many errors are near misses (the label is among the model's top 5), "
+                         "which top-1 accuracy counts like any other mistake.")
+
+
+def _consensus(data: ReportData, metrics: dict) -> Section:
+    folder = data.artifacts["mistakes"]
+    models, cls = list(data.study.models), data.classes
+    rows = consensus_section(folder, models, top=data.study.report.thumbnails)
+    cfg = data.study.mistakes
+    parts = []
+    if not rows:
+        parts.append(tag("p", f"No eval sample has {cfg.consensus_share:.0%} of the zoo agreeing on one wrong class.",
+                         class_="note"))
+    else:
+        def caption(r: dict) -> list[str]:
+            return [f"label {cls[r['label']]}", f"zoo: {cls[r['consensus_pred']]} ({r['share']:.0%})"]
+        parts.append(tag("div", join(thumb(data, r["sample_id"], caption(r)) for r in rows), class_="thumbs"))
+        explained = [r for r in rows if r["neighbour_ids"]][:4]
+        if explained:
+            parts.append(tag("h3", f"Explanation by example: the nearest training samples in {metrics['strongest']}'s "
+                                   "embedding"))
+            for r in explained:
+                nb = [thumb(data, i, [f"train: {cls[lab]}", f"cos {s:.2f}"])
+                      for i, lab, s in zip(r["neighbour_ids"], r["neighbour_labels"], r["neighbour_sim"])]
+                votes = ", ".join(f"{m}: {cls[p]}" for m, p in r["votes"].items())
+                parts.append(tag("div", thumb(data, r["sample_id"], [f"#{r['rank']} label {cls[r['label']]}",
+                                                                     f"zoo: {cls[r['consensus_pred']]}"]),
+                                 Html('<span class="arrow">→</span>'), join(nb), class_="thumbs explain", title=votes))
+    n = metrics["eval_samples"]
+    return Section("consensus-errors", "Consensus errors", (f"{folder}/consensus.parquet", *data.source("dataset")),
+                   join(parts), f"{metrics['consensus_errors']} of {n:,} eval samples have at least "
+                                f"{cfg.consensus_share:.0%} of the zoo predicting the same wrong class: candidate label "
+                                f"errors or genuinely ambiguous images. Shown: the {len(rows)} most confident, each with "
+                                "its label and the zoo's answer.")
+
+
+def critic_models(overlap: pl.DataFrame, *, base: str, strongest: str) -> list[str]:
+    """The models whose MMD-critic picks the report shows side by side: the base, the strongest, and the
+    model whose prototypes overlap least with the strongest's (mean Jaccard over classes)."""
+    shown = list(dict.fromkeys([base, strongest]))
+    pairs = overlap.filter((pl.col("model_a") == strongest) | (pl.col("model_b") == strongest)).with_columns(
+        other=pl.when(pl.col("model_a") == strongest).then(pl.col("model_b")).otherwise(pl.col("model_a")))
+    means = pairs.group_by("other").agg(pl.col("overlap").mean()).filter(~pl.col("other").is_in(shown))
+    if len(means):
+        shown.append(means.sort("overlap", "other").row(0, named=True)["other"])
+    return shown
+
+
+def _criticism(data: ReportData, metrics: dict) -> Section:
+    folder, cls = data.artifacts["mistakes"], data.classes
+    overlap = pl.read_parquet(f"{folder}/prototype_overlap.parquet")
+    models = critic_models(overlap, base=data.study.base, strongest=metrics["strongest"])
+    picks = criticism_section(folder, models=models)
+    rows = []
+    for c in sorted({c for m in models for c in picks[m]}):
+        for n, m in enumerate(m for m in models if c in picks[m]):
+            got = picks[m][c]
+            protos = [thumb(data, s, [f"prototype {i + 1}"]) for i, s in enumerate(got["prototypes"])]
+            crits = [thumb(data, s, [f"criticism {i + 1}", f"witness {w:+.3f}"])
+                     for i, (s, w) in enumerate(zip(got["criticisms"], got["witness"]))]
+            head = tag("th", cls[c], rowspan=sum(c in picks[x] for x in models)) if n == 0 else Html("")
+            rows.append(tag("tr", head, tag("td", m), tag("td", tag("div", join(protos), class_="thumbs")),
+                            tag("td", tag("div", join(crits), class_="thumbs")), class_="first" if n == 0 else None))
+    grid_table = tag("table", tag("thead", tag("tr", *(tag("th", h) for h in ("class", "model", "prototypes", "criticisms")))),
+                     tag("tbody", join(rows)), class_="critic")
+    mean = float(overlap["overlap"].mean()) if len(overlap) else float("nan")
+    note = (f"Shown: {', '.join(models)} (the base, the strongest model, and the model whose prototypes overlap least "
+            f"with the strongest's). Prototypes summarise a class in a model's eval embedding; criticisms are the "
+            f"samples its prototypes explain worst (largest |witness|). Over the whole zoo, two models' prototypes of a "
+            f"class overlap by {mean:.2f} on average (Jaccard): do different training methods see the same typical images?")
+    return Section("prototypes-criticisms", "Prototypes and criticisms (MMD-critic)",
+                   (f"{folder}/prototypes.parquet", f"{folder}/prototype_overlap.parquet", *data.source("dataset")),
+                   join([tag("p", note), tag("div", grid_table, class_="scroll")]),
+                   "Kim, Khanna & Koyejo (2016), as used by Stock & Cisse (2018) to reveal what a model sees as typical "
+                   "and atypical of each class.")
+
+
+def _transfer(data: ReportData, metrics: dict) -> Section:
+    folder = data.artifacts["mistakes"]
+    got = transfer_section(folder, data.artifacts["mistakes_metrics"])
+    order = [m for m in model_order(data.models) if m in got["models"]]
+    idx = [got["models"].index(m) for m in order]
+    groups = dict(data.models.select("model", "category").rows())
+    group_of = [groups[m] for m in order]
+    transfer = got["transfer"][np.ix_(idx, idx)]
+    kappa = got["kappa"][np.ix_(idx, idx)]
+    attack = f"{got['attack'].upper()} ε={got['eps']:g}"
+    t_fig = figures.heatmap(transfer, order, group_of, label=f"accuracy of the target (column) under {attack} "
+                                                             "examples crafted on the source (row)",
+                            vmin=0.0, vmax=1.0, cmap="magma")
+    k_fig = figures.heatmap(kappa, order, group_of, label="error consistency (kappa)", cmap="magma")
+    corr = got.get("correlation") or {}
+    rho = corr.get("spearman")
+    text = (f"Spearman rho {rho:+.2f} between the transfer rate (1 - accuracy) and kappa over {corr.get('n')} ordered "
+            "pairs: positive means attacks transfer more between models that make the same mistakes."
+            if rho is not None else "Too few pairs to relate transfer to error consistency.")
+    body = join([tag("p", text), tag("div",
+                 tag("figure", t_fig, tag("figcaption", f"Adversarial transfer ({attack}, L∞ on [0, 1] pixels; "
+                                                        "the diagonal is each model's own robust accuracy).")),
+                 tag("figure", k_fig, tag("figcaption", "Error consistency of the same pairs on clean eval data.")),
+                 class_="figs" if len(order) <= 10 else "stack")])
+    return Section("adversarial-transfer", "Adversarial transfer and error consistency",
+                   (f"{folder}/transfer.parquet", data.artifacts["mistakes_metrics"]), body,
+                   "Do adversarial examples fool the models that share the source's mistakes?")
+
+
+def _image(pixels: np.ndarray):
+    """float [C, H, W] in [0, 1] -> a PIL image."""
+    from PIL import Image
+
+    arr = (np.clip(pixels, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+
+
+def _adversarial(data: ReportData, metrics: dict) -> Section:
+    folder, cls = data.artifacts["mistakes"], data.classes
+    rows, images = adversarial_section(folder)
+    models = list(data.study.models)
+    parts = []
+    for r, img in zip(rows[:8], images):
+        fooled = sum(v != r["label"] for v in r["votes"])
+        adv = image_thumb(_image(img), f"adversarial version of sample {r['sample_id']}",
+                          [f"adversarial: {cls[r['adv_pred']]}", f"fools {fooled}/{len(models)} models"])
+        nb = [thumb(data, i, [f"train: {cls[lab]}"]) for i, lab in zip(r["adv_neighbour_ids"][:4], r["adv_neighbour_labels"][:4])]
+        votes = ", ".join(f"{m}: {cls[v]}" for m, v in zip(models, r["votes"]))
+        parts.append(tag("div", thumb(data, r["sample_id"], [f"clean: {cls[r['clean_pred']]}", f"label {cls[r['label']]}"]),
+                         adv, Html('<span class="arrow">→</span>'), join(nb), class_="thumbs explain", title=votes))
+    if not parts:
+        parts.append(tag("p", "The attack fooled the strongest model on none of the attacked samples.", class_="note"))
+    source = rows[0]["source"] if rows else metrics["strongest"]
+    eps = rows[0]["eps"] if rows else data.study.mistakes.transfer_eps
+    return Section("adversarial-examples", "Adversarial examples, explained by example",
+                   (f"{folder}/adversarial.parquet", f"{folder}/adversarial_images.npy", *data.source("dataset")),
+                   join(parts), f"Examples crafted on {source} (ε={eps:g}) that fool it: the clean image, the adversarial "
+                                f"one with {source}'s new answer and how many models it fools, and the adversarial "
+                                f"image's nearest training samples in {source}'s embedding (hover for every model's "
+                                "prediction).")
+
+
+def mistake_sections(data: ReportData) -> list[Section]:
+    """The mistakes sections (nothing when the report was built without the mistakes stage's outputs)."""
+    if not _has_mistakes(data):
+        return []
+    metrics = read_json(data.artifacts["mistakes_metrics"])
+    sections = [_taxonomy(data, metrics), _transfer(data, metrics)]
+    if data.images is not None:
+        sections[1:1] = [_consensus(data, metrics), _criticism(data, metrics)]
+        sections.append(_adversarial(data, metrics))
+    return sections
