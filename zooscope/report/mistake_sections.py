@@ -104,7 +104,7 @@ def _criticism(data: ReportData, metrics: dict) -> Section:
         for n, m in enumerate(m for m in models if c in picks[m]):
             got = picks[m][c]
             protos = [thumb(data, s, [f"prototype {i + 1}"]) for i, s in enumerate(got["prototypes"])]
-            crits = [thumb(data, s, [f"criticism {i + 1}", f"witness {w:+.3f}"])
+            crits = [thumb(data, s, [f"criticism {i + 1}", f"w {w:+.3f}"])
                      for i, (s, w) in enumerate(zip(got["criticisms"], got["witness"]))]
             head = tag("th", cls[c], rowspan=sum(c in picks[x] for x in models)) if n == 0 else Html("")
             rows.append(tag("tr", head, tag("td", m), tag("td", tag("div", join(protos), class_="thumbs")),
@@ -114,7 +114,7 @@ def _criticism(data: ReportData, metrics: dict) -> Section:
     mean = float(overlap["overlap"].mean()) if len(overlap) else float("nan")
     note = (f"Shown: {', '.join(models)} (the base, the strongest model, and the model whose prototypes overlap least "
             f"with the strongest's). Prototypes summarise a class in a model's eval embedding; criticisms are the "
-            f"samples its prototypes explain worst (largest |witness|). Over the whole zoo, two models' prototypes of a "
+            f"samples its prototypes explain worst (largest |witness| w). Over the whole zoo, two models' prototypes of a "
             f"class overlap by {mean:.2f} on average (Jaccard): do different training methods see the same typical images?")
     return Section("prototypes-criticisms", "Prototypes and criticisms (MMD-critic)",
                    (f"{folder}/prototypes.parquet", f"{folder}/prototype_overlap.parquet", *data.source("dataset")),

@@ -154,6 +154,8 @@ figcaption{color:var(--muted);font-size:12.5px;margin-top:2px}
 .explain{align-items:center;margin:6px 0;padding:4px 0;border-bottom:1px dashed var(--line)}
 .arrow{font-size:22px;color:var(--muted);padding:0 4px}
 table.critic td{white-space:normal;vertical-align:top;border-bottom:none}table.critic th{vertical-align:top}
+table.critic .thumbs{flex-wrap:nowrap;gap:3px}table.critic .thumb{width:50px;font-size:9px}
+table.critic .thumb img{width:48px;height:48px}
 table.critic tr.first td,table.critic tr.first th{border-top:2px solid var(--line)}
 """
 
