@@ -89,15 +89,21 @@ def write_csv(path: str | os.PathLike, frame: Any) -> None:
 
 
 def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any], *, metadata: dict[str, str] | None = None) -> None:
-    """Write a ``{name: torch.Tensor}`` mapping as safetensors, atomically and byte-reproducibly.
+    """Write a ``{name: torch.Tensor}`` or ``{name: numpy.ndarray}`` mapping as safetensors, atomically and
+    byte-reproducibly. NumPy arrays are written without importing torch (seconds per stage process).
 
     safetensors serialises its metadata map in a per-process random order, so ``metadata`` is stored
     as one key-sorted JSON string under the key ``zooscope``: equal inputs give equal files (and DVC hashes).
     """
-    from safetensors.torch import save_file
-
-    contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     header = {"zooscope": json.dumps(metadata, sort_keys=True)} if metadata else None
+    if all(isinstance(v, np.ndarray) for v in tensors.values()):
+        from safetensors.numpy import save_file
+
+        contiguous = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    else:
+        from safetensors.torch import save_file
+
+        contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(contiguous, str(tmp), metadata=header)
 

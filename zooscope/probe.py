@@ -123,12 +123,10 @@ _PROBE_ARRAYS = ("mean", "scale", "weight", "bias")
 
 def save_probe(path, probe: LinearProbe) -> None:
     """Write a probe's arrays (mean [d], scale [d], weight [d, C], bias [C], float64) as safetensors, atomically."""
-    import torch
-
     from .io import write_safetensors
 
-    write_safetensors(path, {k: torch.from_numpy(np.ascontiguousarray(getattr(probe, k), np.float64))
-                             for k in _PROBE_ARRAYS}, metadata={"l2": repr(probe.l2)})
+    write_safetensors(path, {k: np.asarray(getattr(probe, k), np.float64) for k in _PROBE_ARRAYS},
+                      metadata={"l2": repr(probe.l2)})
 
 
 def load_probe(path) -> LinearProbe:
