@@ -1,15 +1,18 @@
 """Overhead of the Prefect flow over a plain `dvc repro`, on the tiny digits study.
 
-Both run from scratch in fresh temporary git + DVC repositories (same study, same machine, same run);
-the flow talks to a real local Prefect server it starts on a free port. Prints both times and the ratio.
+Each run starts from scratch in a fresh temporary git + DVC repository (same study, same machine, same
+run); the flow talks to a real local Prefect server the benchmark starts on a free port. Prints the times
+and the ratio of the medians. Runs go in the order repro, flow, flow, repro, so that drift in the
+machine's speed (about +-10 s on a 90 s run here, more than the flow's overhead) hits both alike.
 
-    python bench/bench_flow.py [--workers 1]
+    python bench/bench_flow.py [--workers 1] [--rounds 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +32,7 @@ from tests.test_pipeline import dvc, make_repo  # noqa: E402
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, default=1, help="stages at once in the flow (1 = like dvc repro)")
+    p.add_argument("--rounds", type=int, default=1, help="rounds of dvc repro, flow, flow, dvc repro (default: 1)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-flow-"))
     home, port = tmp / "prefect", _free_port()
@@ -44,23 +48,27 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.5)
-        plain = make_repo(tmp / "plain", TINY_STUDY)
-        t0 = time.perf_counter()
-        dvc(plain, "repro")
-        t_dvc = time.perf_counter() - t0
-        flowed = make_repo(tmp / "flowed", TINY_STUDY)
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "flows.study", "run", "--repo", str(flowed), "--workers", str(args.workers)],
-                       cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, check=True, capture_output=True)
-        t_flow = time.perf_counter() - t0
+        times: dict[str, list[float]] = {"dvc repro": [], "flow": []}
+        order = ["dvc repro", "flow", "flow", "dvc repro"] * args.rounds  # ABBA: drift hits both alike
+        for i, kind in enumerate(order):
+            repo = make_repo(tmp / f"run{i}", TINY_STUDY)
+            t0 = time.perf_counter()
+            if kind == "dvc repro":
+                dvc(repo, "repro")
+            else:
+                subprocess.run([sys.executable, "-m", "flows.study", "run", "--repo", str(repo), "--workers",
+                                str(args.workers)], cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, check=True,
+                               capture_output=True)
+            times[kind].append(time.perf_counter() - t0)
     finally:
         server.terminate()
         server.wait()
-    stages = len(yaml.safe_load((plain / "dvc.lock").read_text())["stages"])
-    print(f"tiny digits study, {stages} stages, flow with {args.workers} worker(s)")
-    print(f"{'run':<12} {'seconds':>8}")
-    print(f"{'dvc repro':<12} {t_dvc:8.1f}")
-    print(f"{'flow':<12} {t_flow:8.1f}")
+    stages = len(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
+    t_dvc, t_flow = (statistics.median(times[k]) for k in ("dvc repro", "flow"))
+    print(f"tiny digits study, {stages} stages, flow with {args.workers} worker(s), {len(times['flow'])} run(s) each")
+    print(f"{'run':<12} {'median s':>9}  runs")
+    for kind, ts in times.items():
+        print(f"{kind:<12} {statistics.median(ts):9.1f}  {', '.join(f'{t:.1f}' for t in ts)}")
     print(f"ratio flow / dvc repro: {t_flow / t_dvc:.2f}  (overhead {t_flow - t_dvc:+.1f} s, "
           f"{(t_flow - t_dvc) / stages:+.2f} s per stage)")
 

@@ -1,10 +1,11 @@
 """Prefect orchestration of a zooscope study: one task per DVC stage, the edges from DVC's own graph.
 
-DVC decides what is stale; Prefect runs and shows. Each task runs
-``dvc --wait-for-lock repro --single-item <stage>`` (a no-op when the stage is up to date), after its
-upstream stages, so independent models run side by side within the task runner's limit. A failed stage
-fails its downstream tasks with a message naming it; the other stages' results stay. At the end the
-flow publishes the per-model table, the per-category results and the report path as Prefect artifacts.
+DVC decides what is stale; Prefect runs and shows. Each task is ``dvc --wait-for-lock repro
+--single-item <stage>`` (a no-op when the stage is up to date), run through DVC's Python API in the task's
+process (no DVC start-up per stage), after its upstream stages, so independent models run side by side
+within the task runner's limit. A failed stage fails its downstream tasks with a message naming it; the
+other stages' results stay. At the end the flow publishes the per-model table, the per-category results
+and the report path as Prefect artifacts.
 
 Usage:
     python -m flows.study run [--repo .] [--models a,b] [--runner threads|dask|ray] [--address tcp://...]
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -26,17 +25,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-__all__ = ["stage_graph", "run_stage", "study", "study_flow", "main"]
+from flows.dvc_stage import DvcLockError, StageFailed, reproduce_stage
+
+__all__ = ["main", "run_stage", "stage_graph", "study", "study_flow"]
 
 RUNNERS = ("threads", "dask", "ray")
-
-
-class DvcLockError(RuntimeError):
-    """Another DVC process held the repository lock for too long."""
-
-
-class StageFailed(RuntimeError):
-    """A DVC stage exited with an error (its output is in the task's logs)."""
 
 
 def stage_graph(repo: str | Path, *, models: Sequence[str] | None = None) -> dict[str, list[str]]:
@@ -72,11 +65,6 @@ def stage_graph(repo: str | Path, *, models: Sequence[str] | None = None) -> dic
     return {name: deps for name, deps in upstream.items() if name in keep}
 
 
-def _dvc() -> str:
-    exe = Path(sys.executable).with_name("dvc")
-    return str(exe) if exe.exists() else (shutil.which("dvc") or "dvc")
-
-
 def _retry_on_lock(task, task_run, state) -> bool:
     try:
         state.result()
@@ -90,22 +78,11 @@ def _retry_on_lock(task, task_run, state) -> bool:
 @task(name="dvc-stage", task_run_name="{stage}", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=3,
       retry_condition_fn=_retry_on_lock)
 def run_stage(stage: str, repo: str) -> str:
-    """``dvc --wait-for-lock repro --single-item <stage>``, its output streamed into the task's log."""
+    """``dvc --wait-for-lock repro --single-item <stage>`` in this process; its output is the task's log."""
     logger = get_run_logger()
-    proc = subprocess.Popen([_dvc(), "--wait-for-lock", "repro", "--single-item", stage], cwd=repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:  # type: ignore[union-attr]
-        line = line.rstrip()
-        if line:
-            lines.append(line)
-            logger.info(line)
-    if proc.wait() != 0:
-        tail = "\n".join(lines[-15:])
-        if "Unable to acquire lock" in tail or "is busy" in tail:
-            raise DvcLockError(f"{stage}: the DVC lock stayed busy:\n{tail}")
-        raise StageFailed(f"stage {stage} failed (exit {proc.returncode}):\n{tail}")
-    return "ran" if any(line.startswith("Running stage") for line in lines) else "up to date"
+    ran = reproduce_stage(stage, repo=repo, emit=logger.info)
+    logger.info("%s: %s", stage, "ran" if ran else "up to date")
+    return "ran" if ran else "up to date"
 
 
 @task(name="upstream-failed", task_run_name="{stage}", cache_policy=NO_CACHE)

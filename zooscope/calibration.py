@@ -54,7 +54,6 @@ def ece(probs: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:
     conf = probs.max(1)
     correct = (probs.argmax(1) == labels).astype(np.float64)
     idx = np.clip(np.ceil(conf * bins).astype(np.int64) - 1, 0, bins - 1)
-    count = np.bincount(idx, minlength=bins)
     acc_sum = np.bincount(idx, weights=correct, minlength=bins)
     conf_sum = np.bincount(idx, weights=conf, minlength=bins)
     return float(np.abs(acc_sum - conf_sum).sum() / max(len(labels), 1))

@@ -1,0 +1,131 @@
+"""Run one DVC stage in this process, as ``dvc --wait-for-lock repro --single-item <stage>`` does.
+
+Through DVC's Python API, so a stage costs no DVC start-up (about a second per stage as a separate
+``dvc`` process). The stage command's output (``stages/run`` writes it to ``$ZOOSCOPE_STAGE_LOG``) and
+DVC's own messages go to a caller's ``emit`` function, line by line, while the stage runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["STAGE_LOG_ENV", "DvcLockError", "StageFailed", "reproduce_stage"]
+
+
+class DvcLockError(RuntimeError):
+    """Another DVC process held the repository lock for too long."""
+
+
+class StageFailed(RuntimeError):
+    """A DVC stage exited with an error (its output is in the task's logs)."""
+
+
+# DVC's repository lock is a POSIX file lock, which does not exclude two threads of one process, and DVC's
+# API resolves paths against the working directory, as its CLI does: a stage runs in the repository root,
+# holding this lock (Dask worker processes still meet at DVC's file lock).
+_DVC_LOCK = threading.Lock()
+STAGE_LOG_ENV = "ZOOSCOPE_STAGE_LOG"  # stages/run appends the stage command's output to this file
+
+
+def _tail(path: Path, emit, done: threading.Event) -> None:
+    """Call ``emit`` with each line appended to ``path`` until ``done`` is set, then with the rest.
+
+    A line redrawn with carriage returns (a progress bar) is emitted once, as it was last drawn.
+    """
+    pending = ""
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        while True:
+            finished = done.is_set()  # read once more after the writer has finished
+            pending += f.read()
+            *lines, pending = pending.split("\n")
+            if finished:
+                lines.append(pending)
+            for line in lines:
+                drawn = [part.rstrip() for part in line.split("\r") if part.strip()]
+                if drawn:
+                    emit(drawn[-1])
+            if finished:
+                return
+            done.wait(0.2)
+
+
+@contextlib.contextmanager
+def _working_dir(path: Path):
+    """``contextlib.chdir`` (Python >= 3.11) for Python 3.10."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+class _TaskLogHandler(logging.Handler):
+    """Sends DVC's own messages ("Running stage ...", "Updating lock file ...") to the task's log."""
+
+    def __init__(self, emit) -> None:
+        super().__init__(logging.INFO)
+        self._emit = emit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith("dvc.repo.scm_context"):  # "git add ..." advice after every stage
+            self._emit(record.getMessage().strip())
+
+
+@contextlib.contextmanager
+def _dvc_messages_to(emit):
+    """DVC's logger writes to the terminal itself; while a stage runs (under ``_DVC_LOCK``), to ``emit``."""
+    dvc_logger = logging.getLogger("dvc")
+    handlers, propagate = dvc_logger.handlers[:], dvc_logger.propagate
+    dvc_logger.handlers, dvc_logger.propagate = [_TaskLogHandler(emit)], False
+    try:
+        yield
+    finally:
+        dvc_logger.handlers, dvc_logger.propagate = handlers, propagate
+
+
+def reproduce_stage(stage: str, *, repo: str | Path, emit: Callable[[str], None]) -> bool:
+    """Reproduce ``stage`` (an address relative to ``repo``'s root) if DVC finds it stale.
+
+    Waits for DVC's repository lock. Returns whether the stage ran. Raises ``StageFailed`` with the last
+    lines of its output when the stage fails, ``DvcLockError`` when the lock cannot be had.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.lock import LockError
+    from dvc.repo import Repo
+
+    root = Path(repo).resolve()
+    lines: list[str] = []
+
+    def collect(line: str) -> None:
+        lines.append(line)
+        emit(line)
+
+    fd, log = tempfile.mkstemp(prefix="zooscope-stage-", suffix=".log")
+    os.close(fd)
+    done = threading.Event()
+    reader = threading.Thread(target=_tail, args=(Path(log), collect, done), daemon=True)
+    reader.start()
+    failure = None
+    try:
+        with (_DVC_LOCK, _working_dir(root), _dvc_messages_to(collect),
+              Repo(str(root), _wait_for_lock=True) as dvc_repo):
+            ran = dvc_repo.reproduce(stage, single_item=True, run_env={STAGE_LOG_ENV: log})
+    except LockError as err:
+        raise DvcLockError(f"{stage}: the DVC lock stayed busy: {err}") from err
+    except DvcException as err:
+        failure = err
+    finally:
+        done.set()
+        reader.join()
+        os.unlink(log)
+    if failure is not None:
+        tail = "\n".join(lines[-15:])
+        raise StageFailed(f"stage {stage} failed: {failure}\n{tail}")
+    return bool(ran)

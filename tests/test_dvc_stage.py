@@ -1,0 +1,104 @@
+"""One DVC stage reproduced in-process (what each flow task runs), in a real temporary git + DVC repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.dvc_stage import StageFailed, _tail, reproduce_stage
+from tests.conftest import REPO
+
+HELLO = '''import sys
+from pathlib import Path
+
+out, text = sys.argv[1:]
+print("hello from", out, flush=True)
+print("step 1/2\\rstep 2/2", file=sys.stderr)
+if text == "fail":
+    sys.exit("hello: checkpoint not found")
+Path(out).write_text(text)
+'''
+
+
+@pytest.fixture
+def hello_repo(tmp_path, monkeypatch) -> Path:
+    """Three stages through the project's ``stages/run``: ``a`` and ``b`` write a file, ``bad`` fails."""
+    monkeypatch.setenv("ZOOSCOPE_PYTHON", sys.executable)
+    (tmp_path / "stages").mkdir()
+    shutil.copy(REPO / "stages" / "run", tmp_path / "stages" / "run")
+    (tmp_path / "stages" / "__init__.py").write_text("")
+    (tmp_path / "stages" / "hello.py").write_text(HELLO)
+    stages = {name: {"cmd": f"sh stages/run hello {name}.txt {text}", "outs": [f"{name}.txt"]}
+              for name, text in (("a", "A"), ("b", "B"), ("bad", "fail"))}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
+    return tmp_path
+
+
+def test_a_stale_stage_runs_once_and_its_output_reaches_emit(hello_repo):
+    cwd = os.getcwd()
+    lines: list[str] = []
+    assert reproduce_stage("a", repo=hello_repo, emit=lines.append) is True
+    assert (hello_repo / "a.txt").read_text() == "A"
+    assert "Running stage 'a':" in lines
+    assert "> sh stages/run hello a.txt A" in lines
+    assert "hello from a.txt" in lines
+    assert "step 2/2" in lines and "step 1/2" not in lines  # a redrawn line is logged as last drawn
+    assert set(yaml.safe_load((hello_repo / "dvc.lock").read_text())["stages"]) == {"a"}
+    assert os.getcwd() == cwd
+
+    again: list[str] = []
+    assert reproduce_stage("a", repo=hello_repo, emit=again.append) is False
+    assert "hello from a.txt" not in again
+
+
+def test_stages_from_threads_take_turns_and_both_reach_dvc_lock(hello_repo):
+    results: dict[str, bool] = {}
+
+    def run(name: str) -> None:
+        results[name] = reproduce_stage(name, repo=hello_repo, emit=lambda line: None)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {"a": True, "b": True}
+    assert set(yaml.safe_load((hello_repo / "dvc.lock").read_text())["stages"]) == {"a", "b"}
+    status = subprocess.run([sys.executable, "-m", "dvc", "status", "a", "b"], cwd=hello_repo, capture_output=True,
+                            text=True, check=True)
+    assert "up to date" in status.stdout.lower()
+
+
+def test_a_failing_stage_raises_with_its_error_message(hello_repo):
+    lines: list[str] = []
+    with pytest.raises(StageFailed, match="checkpoint not found") as err:
+        reproduce_stage("bad", repo=hello_repo, emit=lines.append)
+    assert "stage bad failed" in str(err.value)
+    assert "hello: checkpoint not found" in lines
+    assert not (hello_repo / "dvc.lock").exists() or "bad" not in (hello_repo / "dvc.lock").read_text()
+
+
+def test_tail_emits_whole_lines_as_they_arrive_and_the_rest_at_the_end(tmp_path):
+    log = tmp_path / "stage.log"
+    log.write_text("")
+    out: list[str] = []
+    done = threading.Event()
+    reader = threading.Thread(target=_tail, args=(log, out.append, done))
+    reader.start()
+    with open(log, "a") as f:
+        f.write("first\nbar 10%\rbar 50%")
+        f.flush()
+        done.wait(0.5)
+        f.write("\rbar 100%\r\n\n  \nno newline")
+    done.set()
+    reader.join(timeout=5)
+    assert out == ["first", "bar 100%", "no newline"]
