@@ -126,6 +126,7 @@ def reproduce_stage(stage: str, *, repo: str | Path, emit: Callable[[str], None]
         reader.join()
         os.unlink(log)
     if failure is not None:
+        cause = f" ({failure.__cause__})" if failure.__cause__ else ""  # e.g. the command's exit status
         tail = "\n".join(lines[-15:])
-        raise StageFailed(f"stage {stage} failed: {failure}\n{tail}")
+        raise StageFailed(f"stage {stage} failed: {failure}{cause}\n{tail}")
     return bool(ran)
