@@ -54,7 +54,7 @@ PREFECT_API ?= http://127.0.0.1:$(PREFECT_PORT)/api
 # a local Prefect server (SQLite under ~/.prefect) bound to 127.0.0.1; stop it with Ctrl-C
 ui: setup
 	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)  (API $(PREFECT_API)); run 'make flow' in another shell"
-	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	PREFECT_UI_API_URL=$(PREFECT_API) $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 # the default study through the Prefect flow, against $$PREFECT_API_URL or the server 'make ui' started
 flow: setup
