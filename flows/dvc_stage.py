@@ -90,6 +90,18 @@ def _dvc_messages_to(emit):
         dvc_logger.handlers, dvc_logger.propagate = handlers, propagate
 
 
+@contextlib.contextmanager
+def _turn(stage: str, emit):
+    """Hold ``_DVC_LOCK``, saying so in the log when the stage has to wait for another one first."""
+    if not _DVC_LOCK.acquire(blocking=False):
+        emit(f"{stage}: waiting for another stage of this process to finish (DVC runs one at a time)")
+        _DVC_LOCK.acquire()
+    try:
+        yield
+    finally:
+        _DVC_LOCK.release()
+
+
 def reproduce_stage(stage: str, *, repo: str | Path, emit: Callable[[str], None]) -> bool:
     """Reproduce ``stage`` (an address relative to ``repo``'s root) if DVC finds it stale.
 
@@ -114,7 +126,7 @@ def reproduce_stage(stage: str, *, repo: str | Path, emit: Callable[[str], None]
     reader.start()
     failure = None
     try:
-        with (_DVC_LOCK, _working_dir(root), _dvc_messages_to(collect),
+        with (_turn(stage, collect), _working_dir(root), _dvc_messages_to(collect),
               Repo(str(root), _wait_for_lock=True) as dvc_repo):
             ran = dvc_repo.reproduce(stage, single_item=True, run_env={STAGE_LOG_ENV: log})
     except LockError as err:

@@ -62,9 +62,10 @@ def test_a_stale_stage_runs_once_and_its_output_reaches_emit(hello_repo):
 
 def test_stages_from_threads_take_turns_and_both_reach_dvc_lock(hello_repo):
     results: dict[str, bool] = {}
+    logs: dict[str, list[str]] = {"a": [], "b": []}
 
     def run(name: str) -> None:
-        results[name] = reproduce_stage(name, repo=hello_repo, emit=lambda line: None)
+        results[name] = reproduce_stage(name, repo=hello_repo, emit=logs[name].append)
 
     threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
     for t in threads:
@@ -72,6 +73,8 @@ def test_stages_from_threads_take_turns_and_both_reach_dvc_lock(hello_repo):
     for t in threads:
         t.join()
     assert results == {"a": True, "b": True}
+    waited = [name for name, lines in logs.items() if any("waiting for another stage" in line for line in lines)]
+    assert len(waited) == 1  # the second one says why its task is not running yet
     assert set(yaml.safe_load((hello_repo / "dvc.lock").read_text())["stages"]) == {"a", "b"}
     status = subprocess.run([sys.executable, "-m", "dvc", "status", "a", "b"], cwd=hello_repo, capture_output=True,
                             text=True, check=True)
