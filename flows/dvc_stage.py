@@ -7,6 +7,7 @@ DVC's own messages go to a caller's ``emit`` function, line by line, while the s
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -28,7 +29,8 @@ class StageFailed(RuntimeError):
 
 # DVC's repository lock is a POSIX file lock, which does not exclude two threads of one process, and DVC's
 # API resolves paths against the working directory, as its CLI does: a stage runs in the repository root,
-# holding this lock (Dask worker processes still meet at DVC's file lock).
+# holding this lock, command included. So the stages of one process take turns; worker processes (Dask)
+# meet at DVC's file lock, which DVC releases while a stage's command runs, so their commands overlap.
 _DVC_LOCK = threading.Lock()
 STAGE_LOG_ENV = "ZOOSCOPE_STAGE_LOG"  # stages/run appends the stage command's output to this file
 
@@ -66,6 +68,9 @@ def _working_dir(path: Path):
         os.chdir(previous)
 
 
+_DVC_LOGGERS = ("dvc", "dvc_data", "dvc_objects")  # dvc.logger.setup gives each its own terminal handlers
+
+
 class _TaskLogHandler(logging.Handler):
     """Sends DVC's own messages ("Running stage ...", "Updating lock file ...") to the task's log."""
 
@@ -74,20 +79,28 @@ class _TaskLogHandler(logging.Handler):
         self._emit = emit
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not record.name.startswith("dvc.repo.scm_context"):  # "git add ..." advice after every stage
-            self._emit(record.getMessage().strip())
+        if record.name.startswith("dvc.repo.scm_context"):  # "git add ..." advice after every stage
+            return
+        try:
+            message = record.getMessage().strip()
+            self._emit(f"{record.levelname}: {message}" if record.levelno >= logging.WARNING else message)
+        except Exception:  # noqa: BLE001 - a logging failure must not fail the stage
+            self.handleError(record)
 
 
 @contextlib.contextmanager
 def _dvc_messages_to(emit):
-    """DVC's logger writes to the terminal itself; while a stage runs (under ``_DVC_LOCK``), to ``emit``."""
-    dvc_logger = logging.getLogger("dvc")
-    handlers, propagate = dvc_logger.handlers[:], dvc_logger.propagate
-    dvc_logger.handlers, dvc_logger.propagate = [_TaskLogHandler(emit)], False
+    """DVC's loggers write to the terminal themselves; while a stage runs (under ``_DVC_LOCK``), to ``emit``."""
+    loggers = [logging.getLogger(name) for name in _DVC_LOGGERS]
+    saved = [(lg.handlers[:], lg.propagate) for lg in loggers]
+    handler = _TaskLogHandler(emit)
+    for lg in loggers:
+        lg.handlers, lg.propagate = [handler], False
     try:
         yield
     finally:
-        dvc_logger.handlers, dvc_logger.propagate = handlers, propagate
+        for lg, (handlers, propagate) in zip(loggers, saved):
+            lg.handlers, lg.propagate = handlers, propagate
 
 
 @contextlib.contextmanager
@@ -113,7 +126,7 @@ def reproduce_stage(stage: str, *, repo: str | Path, emit: Callable[[str], None]
     from dvc.repo import Repo
 
     root = Path(repo).resolve()
-    lines: list[str] = []
+    lines: collections.deque[str] = collections.deque(maxlen=15)  # the tail, for the error message
 
     def collect(line: str) -> None:
         lines.append(line)
@@ -132,6 +145,8 @@ def reproduce_stage(stage: str, *, repo: str | Path, emit: Callable[[str], None]
     except LockError as err:
         raise DvcLockError(f"{stage}: the DVC lock stayed busy: {err}") from err
     except DvcException as err:
+        if isinstance(err.__cause__, LockError):  # an output locked by another DVC process ("... is busy")
+            raise DvcLockError(f"{stage}: {err.__cause__}") from err
         failure = err
     finally:
         done.set()
@@ -139,6 +154,6 @@ def reproduce_stage(stage: str, *, repo: str | Path, emit: Callable[[str], None]
         os.unlink(log)
     if failure is not None:
         cause = f" ({failure.__cause__})" if failure.__cause__ else ""  # e.g. the command's exit status
-        tail = "\n".join(lines[-15:])
+        tail = "\n".join(lines)
         raise StageFailed(f"stage {stage} failed: {failure}{cause}\n{tail}")
     return bool(ran)

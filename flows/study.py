@@ -2,10 +2,10 @@
 
 DVC decides what is stale; Prefect runs and shows. Each task is ``dvc --wait-for-lock repro
 --single-item <stage>`` (a no-op when the stage is up to date), run through DVC's Python API in the task's
-process (no DVC start-up per stage), after its upstream stages, so independent models run side by side
-within the task runner's limit. A failed stage fails its downstream tasks with a message naming it; the
-other stages' results stay. At the end the flow publishes the per-model table, the per-category results
-and the report path as Prefect artifacts.
+process (no DVC start-up per stage), after its upstream stages. Stages in one process take turns; with
+the Dask runner, independent models' commands run side by side, one per worker process. A failed stage
+fails its downstream tasks with a message naming it; the other stages' results stay. At the end the flow
+publishes the per-model table, the per-category results and the report path as Prefect artifacts.
 
 Usage:
     python -m flows.study run [--repo .] [--models a,b] [--runner threads|dask|ray] [--address tcp://...]

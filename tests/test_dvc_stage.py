@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.dvc_stage import StageFailed, _tail, reproduce_stage
+from flows.dvc_stage import DvcLockError, StageFailed, _tail, reproduce_stage
 from tests.conftest import REPO
 
 HELLO = '''import sys
@@ -88,6 +89,16 @@ def test_a_failing_stage_raises_with_its_error_message(hello_repo):
     assert "stage bad failed" in str(err.value)
     assert "hello: checkpoint not found" in lines
     assert not (hello_repo / "dvc.lock").exists() or "bad" not in (hello_repo / "dvc.lock").read_text()
+
+
+def test_an_output_locked_by_another_dvc_process_is_a_lock_error_the_flow_retries(hello_repo):
+    rwlock = hello_repo / ".dvc" / "tmp" / "rwlock"
+    rwlock.parent.mkdir(parents=True, exist_ok=True)
+    other = {"pid": os.getppid(), "cmd": "dvc repro (another, live process)"}
+    rwlock.write_text(json.dumps({"write": {str(hello_repo / "a.txt"): other}}))
+    with pytest.raises(DvcLockError, match="is busy"):
+        reproduce_stage("a", repo=hello_repo, emit=lambda line: None)
+    assert not (hello_repo / "a.txt").exists()
 
 
 def test_tail_emits_whole_lines_as_they_arrive_and_the_rest_at_the_end(tmp_path):
