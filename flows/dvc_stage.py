@@ -20,7 +20,7 @@ __all__ = ["STAGE_LOG_ENV", "DvcLockError", "StageFailed", "reproduce_stage"]
 
 
 class DvcLockError(RuntimeError):
-    """Another DVC process held the repository lock for too long."""
+    """Another DVC process holds the repository lock or a stage's output (the flow retries the stage)."""
 
 
 class StageFailed(RuntimeError):

@@ -80,9 +80,9 @@ def _retry_on_lock(task, task_run, state) -> bool:
 def run_stage(stage: str, repo: str) -> str:
     """``dvc --wait-for-lock repro --single-item <stage>`` in this process; its output is the task's log."""
     logger = get_run_logger()
-    ran = reproduce_stage(stage, repo=repo, emit=logger.info)
-    logger.info("%s: %s", stage, "ran" if ran else "up to date")
-    return "ran" if ran else "up to date"
+    outcome = "ran" if reproduce_stage(stage, repo=repo, emit=logger.info) else "up to date"
+    logger.info("%s: %s", stage, outcome)
+    return outcome
 
 
 @task(name="upstream-failed", task_run_name="{stage}", cache_policy=NO_CACHE)
