@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from zooscope.critic import mmd_critic
+    from zooscope.mistakes import mmd_critic
 
     torch.set_num_threads(args.threads)
     x = synthetic_class(args.n, args.d)

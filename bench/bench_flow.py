@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import yaml
@@ -25,8 +24,8 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import REPO, TINY_STUDY  # noqa: E402
-from tests.test_flow import _free_port  # noqa: E402
-from tests.test_pipeline import dvc, make_repo  # noqa: E402
+from tests.dvcrepo import dvc, make_repo  # noqa: E402
+from tests.prefectserver import prefect_server  # noqa: E402
 
 
 def main() -> None:
@@ -35,19 +34,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1, help="rounds of dvc repro, flow, flow, dvc repro (default: 1)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-flow-"))
-    home, port = tmp / "prefect", _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "ZOOSCOPE_PYTHON": sys.executable}
-    server = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{api}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    env = {**os.environ, "ZOOSCOPE_PYTHON": sys.executable}
+    with prefect_server(tmp / "prefect", env=env) as api:
         times: dict[str, list[float]] = {"dvc repro": [], "flow": []}
         order = ["dvc repro", "flow", "flow", "dvc repro"] * args.rounds  # ABBA: drift hits both alike
         for i, kind in enumerate(order):
@@ -57,12 +45,11 @@ def main() -> None:
                 dvc(repo, "repro")
             else:
                 subprocess.run([sys.executable, "-m", "flows.study", "run", "--repo", str(repo), "--workers",
-                                str(args.workers)], cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, check=True,
+                                str(args.workers)], cwd=REPO,
+                               env={**env, "PREFECT_API_URL": api, "PREFECT_HOME": str(tmp / "prefect"),
+                                    "PYTHONPATH": str(REPO)}, check=True,
                                capture_output=True)
             times[kind].append(time.perf_counter() - t0)
-    finally:
-        server.terminate()
-        server.wait()
     stages = len(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
     t_dvc, t_flow = (statistics.median(times[k]) for k in ("dvc repro", "flow"))
     print(f"tiny digits study, {stages} stages, flow with {args.workers} worker(s), {len(times['flow'])} run(s) each")

@@ -9,7 +9,7 @@ the whole stage at ImageNet scale.
    then compute the pair's numbers; here with the library's per-pair functions (error_consistency,
    disagreement, pair_ensemble with probabilities and log-probabilities, bootstrap_pair with 1,000
    resamples, class_specialisation). The vectorised path is what the ensemble stage runs: one alignment
-   check, all_pairs_agreement and all_pairs_disagreement (matrix products), and allpairs.ensemble_pairs
+   check, all_pairs_agreement and all_pairs_disagreement (matrix products), and blockwise.ensemble_pairs
    (ensembles, per-class and bootstrap counts of every pair in sample blocks) with the intervals from
    its counts. The script asserts that both give the same numbers and prints both times and the ratio,
    measured in the same run.
@@ -46,19 +46,11 @@ import yaml  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
 
-from zooscope.agreement import (  # noqa: E402
-    all_pairs_agreement,
-    all_pairs_disagreement,
-    bootstrap_pair,
-    bootstrap_statistics,
-    class_specialisation,
-    disagreement,
-    error_consistency,
-    pair_ensemble,
-)
-from zooscope.allpairs import ensemble_pairs  # noqa: E402
-from zooscope.headline import PAIRS_COLUMNS  # noqa: E402
-from zooscope.resample import bootstrap_weights, interval95, resampled_counts  # noqa: E402
+from zooscope.ensemble import (all_pairs_agreement, all_pairs_disagreement, bootstrap_pair, bootstrap_statistics,
+                               class_specialisation, disagreement, error_consistency, pair_ensemble)
+from zooscope.ensemble import ensemble_pairs
+from zooscope.ensemble import PAIRS_COLUMNS
+from zooscope.ensemble import bootstrap_weights, interval95, resampled_counts
 
 SEED, N_BOOT = 0, 1000
 

@@ -4,7 +4,7 @@ same run, printed as tables.
     python bench/bench_similarity.py              # both parts
     python bench/bench_similarity.py --part knn   # or: --part incremental
 
-1. Mutual k-NN (k=10) of two 20,000 x 512 embeddings: the library's path (``zooscope.similarity.knn_ids``,
+1. Mutual k-NN (k=10) of two 20,000 x 512 embeddings: the library's path (``zooscope.similarity.neighbours.knn_ids``,
    FAISS in query blocks, no n x n matrix) against the way platonic-rep does it (the full n x n cosine
    similarity matrix in torch, then ``topk``). Each runs in its own subprocess so that its peak resident
    memory is its own; the script checks that both find the same neighbours and the same score.
@@ -72,7 +72,7 @@ def _child_knn(way: str, out: Path) -> None:
 
 
 def bench_knn() -> None:
-    from zooscope.similarity import _shared_fraction
+    from zooscope.similarity.neighbours import _shared_fraction
 
     results, ids = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -143,10 +143,10 @@ def _write_zoo(root: Path, n_models: int, labels: dict[str, np.ndarray]) -> None
 
 def _pairwise(root: Path, n_models: int, labels: dict[str, np.ndarray], cache: Path):
     """The two stages' computations for the first ``n_models`` models: (pair table, seconds)."""
-    from zooscope.ensemble_table import ensemble_keys, ensemble_rows, ensemble_table
+    from zooscope.ensemble import ensemble_keys, ensemble_rows, ensemble_table
     from zooscope.paircache import cached_pairs
-    from zooscope.similarity_table import similarity_tables
-    from zooscope.zooartifacts import read_predictions, unordered_pairs
+    from zooscope.similarity import similarity_tables
+    from zooscope.artifacts import read_predictions, unordered_pairs
 
     study = _study(n_models)
     ids = list(study.models)

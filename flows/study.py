@@ -93,20 +93,21 @@ def upstream_failed(stage: str, failed: list[str]) -> None:
 
 def _publish(repo: Path, outcomes: dict[str, str]) -> None:
     """Per-model table, per-category table, summary and report path as Prefect artifacts."""
+    from zooscope.artifacts import MODEL_METRICS, PARAMS, REPORT, STUDY_METRICS
     from zooscope.config import load_study
     from zooscope.summary import category_rows, model_table, study_facts
 
-    study = load_study(repo / "params.yaml")
-    table = model_table(study, metrics_dir=repo / "metrics" / "models")
+    study = load_study(repo / PARAMS)
+    table = model_table(study, metrics_dir=repo / MODEL_METRICS)
     create_table_artifact(key="per-model-metrics", table=table.to_dicts(),
                           description="Per-model metrics (metrics/models/MODEL.json) and category relative to the base")
-    study_metrics = repo / "metrics" / "study.json"
+    study_metrics = repo / STUDY_METRICS
     summary = json.loads(study_metrics.read_text()) if study_metrics.exists() else None
     rows = category_rows(summary, subsets=("all",)) if summary else []
     if rows:
         create_table_artifact(key="per-category", table=rows, description="metrics/study.json: per methodology category")
     findings = study_facts(study, summary)["findings"]
-    report = repo / "reports" / "index.html"
+    report = repo / REPORT
     ran = sorted(s for s, o in outcomes.items() if o == "ran")
     lines = [
         f"# zooscope study: {study.dataset.source}, {len(study.models)} models, base `{study.base}`",

@@ -39,13 +39,17 @@ def use_threads(study: Study) -> None:
     torch.set_num_threads(study.threads)
 
 
+#: What bad input raises: a study that cannot be used, a value the library refuses (its message names the
+#: file, key, model or value), a missing artifact or input file. Anything else is a bug and keeps its traceback.
+EXPECTED = (StudyError, ValueError, FileNotFoundError)
+
+
 def run(work: Callable[[argparse.Namespace], None], p: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
-    """Parse ``argv`` and run ``work``; expected failures print one clear line and exit 2."""
+    """Parse ``argv`` and run ``work``; bad input (:data:`EXPECTED`) prints one clear line and exits 2."""
     args = p.parse_args(argv)
     try:
         work(args)
-    except (StudyError, ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"{p.prog}: error: {msg}", file=sys.stderr)
+    except EXPECTED as err:
+        print(f"{p.prog}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -8,33 +8,25 @@ from pathlib import Path
 
 from stages._common import load, model_parser, run, use_threads
 
-SPLITS = ("train", "calibration", "eval")
-
 
 def work(args) -> None:
-    from zooscope.data.datasets import load_dataset
-    from zooscope.data.transforms import iter_batches
-    from zooscope.extract import extract, pick_device
-    from zooscope.io import read_json, write_npy
+    from zooscope.artifacts import WEIGHTS, embedding_file, logits_file, read_card
+    from zooscope.data.datasets import SPLITS, load_dataset
+    from zooscope.io import write_npy
+    from zooscope.models import embed_splits, pick_device
     from zooscope.zoo.sources import load_network
 
     study, _ = load(args.params, args.model)
     use_threads(study)
-    model_dir = Path(args.model_dir)
-    card = read_json(model_dir / "card.json")
-    model = load_network(card["builder"], str(model_dir / "weights.safetensors"))
-    dataset = load_dataset(study.dataset)
+    card = read_card(args.model_dir)
+    model = load_network(card["builder"], str(Path(args.model_dir) / WEIGHTS))
     device = pick_device(study.embed.device)
-    out = Path(args.out)
-    for split in SPLITS:
-        pos = dataset.split(split)
-        batches = iter_batches(dataset, pos, card["preprocess"], batch_size=study.embed.batch_size,
-                               num_workers=study.embed.num_workers)
-        emb, logits = extract(model, batches, n=len(pos), with_logits=card["has_head"], device=device,
-                              progress=not args.no_progress, desc=f"embed {args.model} {split}")
-        write_npy(out / f"{split}.npy", emb)
+    for split, emb, logits in embed_splits(model, load_dataset(study.dataset), preprocess=card["preprocess"],
+                                           with_logits=card["has_head"], settings=study.embed, device=device,
+                                           progress=not args.no_progress, desc=f"embed {args.model}"):
+        write_npy(embedding_file(args.out, split), emb)
         if logits is not None:
-            write_npy(out / f"{split}_logits.npy", logits)
+            write_npy(logits_file(args.out, split), logits)
     print(f"embed@{args.model}: {card['embed_dim']}-d embeddings for {', '.join(SPLITS)} on {device}")
 
 

@@ -9,45 +9,29 @@ computed. The finding is the last line printed."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from stages._common import load, parser, run
 
+PLOTS = ("kappa_by_category", "gain_vs_kappa", "greedy_curve")
+
 
 def work(args) -> None:
-    import numpy as np
     import polars as pl
 
-    from zooscope.agreement import greedy_ensemble
-    from zooscope.ensemble_table import ensemble_keys, ensemble_rows, ensemble_table
-    from zooscope.headline import category_tables, format_categories, pairs_table, plot_frames, study_metrics
+    from zooscope.ensemble import ensemble_tables
     from zooscope.io import write_csv, write_json, write_parquet
-    from zooscope.paircache import cached_pairs
-    from zooscope.zooartifacts import read_cards, read_predictions, unordered_pairs
 
     study, _ = load(args.params)
-    settings, ids = study.ensemble, list(study.models)
-    pairs = unordered_pairs(ids)
-    preds = read_predictions(args.predictions, ids)
-    boot = {"n_boot": settings.n_boot, "seed": settings.seed}
-    rows, computed = cached_pairs(Path(args.cache) / "ensemble.parquet", ensemble_keys(preds, pairs, **boot),
-                                  lambda todo: ensemble_rows(preds, todo, **boot), desc="pair ensembles",
-                                  progress=not args.no_progress)
-    table = ensemble_table(preds, read_cards(args.models, ids), pairs, rows, matched_band=settings.matched_band, **boot)
-    frame = pairs_table(table.frame, pl.read_parquet(args.similarity))
-    greedy = greedy_ensemble(lambda m: np.load(preds.probs[m], mmap_mode="r"), preds.labels,
-                             max_size=min(settings.greedy_max_size, len(ids)), n_models=len(ids))
-    tables = category_tables(frame, table.draws)
-    metrics = study_metrics(frame, table.draws, tables, table.per_class, greedy, ids, matched_band=settings.matched_band,
-                            n_boot=settings.n_boot, strongest=settings.strongest)
-    write_parquet(args.pairs, frame)
-    write_parquet(args.per_class, table.per_class)
-    write_json(args.metrics, metrics)
-    for name, data in plot_frames(frame, tables, greedy, ids).items():
-        write_csv(getattr(args, f"{name}_plot"), data)
-    print(f"ensemble: {len(pairs)} pairs, {computed} computed (the rest cached)")
-    print(format_categories(tables))
-    print(metrics["finding"])
+    got = ensemble_tables(study, models=args.models, predictions=args.predictions,
+                          similarity=pl.read_parquet(args.similarity), cache=args.cache, progress=not args.no_progress)
+    write_parquet(args.pairs, got.pairs)
+    write_parquet(args.per_class, got.per_class)
+    write_json(args.metrics, got.metrics)
+    for name in PLOTS:
+        write_csv(getattr(args, f"{name}_plot"), got.plots[name])
+    print(f"ensemble: {len(got.pairs)} pairs, {got.computed} computed (the rest cached)")
+    print(got.categories)
+    print(got.metrics["finding"])
 
 
 def main(argv=None) -> int:
@@ -59,7 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", required=True, help="per-pair table (parquet)")
     p.add_argument("--per-class", required=True, help="per pair and class table (parquet)")
     p.add_argument("--metrics", required=True, help="study metrics (JSON, a DVC metric)")
-    for name in ("kappa_by_category", "gain_vs_kappa", "greedy_curve"):
+    for name in PLOTS:
         p.add_argument(f"--{name.replace('_', '-')}-plot", required=True, help=f"{name} plot data (CSV)")
     return run(work, p, argv)
 

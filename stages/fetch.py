@@ -11,6 +11,7 @@ from stages._common import load, model_parser, run, use_threads
 
 
 def work(args) -> None:
+    from zooscope.artifacts import CARD, WEIGHTS
     from zooscope.data.datasets import load_dataset
     from zooscope.io import sha256_file, write_json, write_safetensors
     from zooscope.zoo.card import make_card
@@ -22,12 +23,11 @@ def work(args) -> None:
     t0 = time.perf_counter()
     fetched = fetch_model(spec, dataset=dataset, progress=not args.no_progress)
     seconds = time.perf_counter() - t0
-    out = Path(args.out)
-    weights = out / "weights.safetensors"
+    weights = Path(args.out) / WEIGHTS
     write_safetensors(weights, {k: v.clone() for k, v in fetched.model.state_dict().items()},
                       metadata={"zooscope_model": args.model, "source": spec.source})
     card = make_card(args.model, spec, fetched, weights_sha256=sha256_file(weights), dataset=dataset)
-    write_json(out / "card.json", card)
+    write_json(Path(args.out) / CARD, card)
     print(f"fetch@{args.model}: {card['params']:,} parameters, embedding {card['embed_dim']}-d, "
           f"{'head' if card['has_head'] else 'headless (probe)'}, obtained in {seconds:.1f}s")
 

@@ -13,44 +13,25 @@ from stages._common import load, model_parser, run
 
 def work(args) -> None:
     import numpy as np
-    import polars as pl
 
-    from zooscope.calibration import ece, fit_temperature, nll, softmax, topk
+    from zooscope.artifacts import PREDICTIONS, PROBS, logits_file, read_card, read_probe_summary
     from zooscope.data.datasets import load_dataset
-    from zooscope.io import read_json, write_json, write_npy, write_parquet
+    from zooscope.io import write_json, write_npy, write_parquet
+    from zooscope.models import predict_eval
 
     study, _ = load(args.params, args.model)
     dataset = load_dataset(study.dataset)
-    card = read_json(Path(args.model_dir) / "card.json")
-    probe = read_json(Path(args.probe) / "probe.json")
-    where = Path(args.embeddings) if card["has_head"] else Path(args.probe)
-    cal_logits = np.load(where / "calibration_logits.npy")
-    eval_logits = np.load(where / "eval_logits.npy")
-    cal_y = dataset.labels[dataset.split("calibration")]
+    card, probe = read_card(args.model_dir), read_probe_summary(args.probe)
+    where = args.embeddings if card["has_head"] else args.probe
     pos = dataset.split("eval")
-    y = dataset.labels[pos]
-    t = fit_temperature(cal_logits, cal_y)
-    probs = softmax(eval_logits, temperature=t)
-    top = topk(probs, k=5)
-    pred = top[:, 0]
-    frame = pl.DataFrame({
-        "sample_id": dataset.sample_ids[pos], "label": y, "pred": pred, "correct": pred == y,
-        "true_prob": probs[np.arange(len(y)), y].astype(np.float32), "top5": top.tolist(),
-    }, schema_overrides={"top5": pl.List(pl.Int64)})
-    out = Path(args.out)
-    write_parquet(out / "eval.parquet", frame)
-    write_npy(out / "eval_probs.npy", probs.astype(np.float32))
-    metrics = {
-        "top1": float((pred == y).mean()),
-        "top5": float((top == y[:, None]).any(1).mean()),
-        "nll": nll(eval_logits, y, temperature=t),
-        "ece": ece(probs, y, bins=study.predict.ece_bins),
-        "temperature": t,
-        "probe_acc": probe["probe_acc"],
-        "knn_acc": probe["knn_acc"],
-    }
-    write_json(args.metrics, metrics)
-    print(f"predict@{args.model}: top1 {metrics['top1']:.4f}, nll {metrics['nll']:.4f}, ece {metrics['ece']:.4f}, T {t:.3f}")
+    got = predict_eval(np.load(logits_file(where, "calibration")), dataset.labels[dataset.split("calibration")],
+                       np.load(logits_file(where, "eval")), dataset.labels[pos], dataset.sample_ids[pos],
+                       ece_bins=study.predict.ece_bins, extra={k: probe[k] for k in ("probe_acc", "knn_acc")})
+    write_parquet(Path(args.out) / PREDICTIONS, got.table)
+    write_npy(Path(args.out) / PROBS, got.probs)
+    write_json(args.metrics, got.metrics)
+    m = got.metrics
+    print(f"predict@{args.model}: top1 {m['top1']:.4f}, nll {m['nll']:.4f}, ece {m['ece']:.4f}, T {m['temperature']:.3f}")
 
 
 def main(argv=None) -> int:

@@ -12,22 +12,8 @@ import time
 from stages._common import load, parser, run
 
 
-def _changes(study):
-    """The diff against ``report.compare_to`` (a StudyDiff), or a sentence saying why there is none."""
-    from zooscope.diff import diff_snapshots, read_snapshot, revision_exists
-
-    rev = study.report.compare_to
-    if rev is None:
-        return None
-    if not revision_exists(".", rev):
-        return f"No comparison: {rev} is not a commit of this repository yet."
-    before = read_snapshot(".", rev)
-    if not before.has_results:
-        return f"No comparison: the commit {rev} has no committed results (metrics/models)."
-    return diff_snapshots(before, read_snapshot(".", None))
-
-
 def work(args) -> None:
+    from zooscope.diff import compare_with
     from zooscope.io import atomic_path, write_csv
     from zooscope.report import build_report, load_report_data
     from zooscope.report.data import heatmap_frame, model_order
@@ -36,7 +22,7 @@ def work(args) -> None:
     study, _ = load(args.params)
     data = load_report_data(study, model_metrics=args.model_metrics, study_metrics=args.study_metrics, pairs=args.pairs,
                             per_class=args.per_class, predictions=args.predictions,
-                            thumbnails=study.report.thumbnails > 0, changes=_changes(study),
+                            thumbnails=study.report.thumbnails > 0, changes=compare_with(".", study.report.compare_to),
                             mistakes=args.mistakes, mistakes_metrics=args.mistakes_metrics)
     page = build_report(data)
     with atomic_path(args.out, suffix=".html") as tmp:

@@ -12,11 +12,10 @@ from stages._common import load, parser, run
 
 
 def work(args) -> None:
-    from zooscope.data.datasets import load_dataset
+    from zooscope.artifacts import read_cards
+    from zooscope.data.datasets import SPLITS, load_dataset
     from zooscope.io import write_csv, write_parquet
-    from zooscope.overlap import SPLITS
-    from zooscope.similarity_table import cka_heatmap, similarity_tables
-    from zooscope.zooartifacts import read_cards
+    from zooscope.similarity import cka_heatmap, similarity_tables
 
     study, _ = load(args.params)
     ids = list(study.models)

@@ -70,7 +70,7 @@ def studied(tmp_path_factory) -> tuple[Path, str]:
 
     Shared by every end-to-end test module; a test that changes the study works on a copy.
     """
-    from tests.test_pipeline import _run, dvc, make_repo
+    from tests.dvcrepo import _run, dvc, make_repo
 
     repo = make_repo(tmp_path_factory.mktemp("study"), TINY_STUDY)
     out = dvc(repo, "repro").stdout
@@ -85,7 +85,7 @@ def grown(studied, tmp_path_factory) -> tuple[Path, str]:
     `dvc repro` run again, not committed: (repository, that repro's output). Tests that change it copy it."""
     import shutil
 
-    from tests.test_pipeline import dvc
+    from tests.dvcrepo import dvc
 
     repo = tmp_path_factory.mktemp("grown") / "repo"
     shutil.copytree(studied[0], repo, symlinks=True)

@@ -10,7 +10,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from zooscope import __version__
+from zooscope.artifacts import DIFF_REPORT, EMBEDDINGS, MODEL_METRICS, PARAMS
 
 EPILOG = """\
 typical session:
@@ -32,8 +33,8 @@ model sources (params.yaml -> models.<id>.source):
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from .config import load_study
-    from .methodology import pair_category
+    from zooscope.config import load_study
+    from zooscope.vocab import pair_category
 
     study = load_study(args.params)
     base = study.models[study.base]
@@ -48,8 +49,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
-    from .config import load_study
-    from .summary import format_table, model_table
+    from zooscope.config import load_study
+    from zooscope.summary import format_table, model_table
 
     study = load_study(args.params)
     frame = model_table(study, metrics_dir=args.metrics_dir)
@@ -64,9 +65,9 @@ def _table(args: argparse.Namespace) -> int:
 def _diff(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .diff import diff_revisions, format_diff
-    from .io import atomic_path
-    from .report.changes import render_diff
+    from zooscope.diff import diff_revisions, format_diff
+    from zooscope.io import atomic_path
+    from zooscope.report.changes import render_diff
 
     diff = diff_revisions(args.repo, args.rev_a, args.rev_b)
     print(format_diff(diff))
@@ -81,9 +82,9 @@ def _diff(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .config import load_study
-    from .data.datasets import load_dataset
-    from .explain import explain_sample
+    from zooscope.config import load_study
+    from zooscope.data.datasets import load_dataset
+    from zooscope.mistakes.explain import explain_sample
 
     study = load_study(args.params)
     if args.model not in study.models:
@@ -111,12 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     v = sub.add_parser("validate", help="check a study file and show the zoo's categories relative to the base",
                        description="Load params.yaml through the study schema; errors name the bad key and what is allowed.")
-    v.add_argument("--params", default="params.yaml", help="study file (default: params.yaml)")
+    v.add_argument("--params", default=PARAMS, help="study file (default: %(default)s)")
     v.set_defaults(func=_validate)
     t = sub.add_parser("table", help="print the per-model table (accuracy, NLL, ECE, probe, k-NN, category)",
                        description="Per-model metrics from metrics/models/<id>.json with each model's category relative to the base.")
-    t.add_argument("--params", default="params.yaml", help="study file (default: params.yaml)")
-    t.add_argument("--metrics-dir", default="metrics/models", help="folder of per-model metrics (default: metrics/models)")
+    t.add_argument("--params", default=PARAMS, help="study file (default: %(default)s)")
+    t.add_argument("--metrics-dir", default=MODEL_METRICS, help="folder of per-model metrics (default: %(default)s)")
     t.set_defaults(func=_table)
     d = sub.add_parser("diff", help="what changed between two revisions: models, per-model metrics, per-category results",
                        description="Compare the committed study (params.yaml, metrics/models/<id>.json, metrics/study.json) "
@@ -125,8 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("rev_a", help="the older revision (e.g. HEAD~1)")
     d.add_argument("rev_b", nargs="?", default=None, help="the newer revision (default: the working tree)")
     d.add_argument("--repo", default=".", help="the study's git repository (default: .)")
-    d.add_argument("--html", default="reports/diff.html", help="also write this page, relative to --repo "
-                                                               "(default: reports/diff.html; '' for none)")
+    d.add_argument("--html", default=DIFF_REPORT, help="also write this page, relative to --repo "
+                                                        "(default: %(default)s; '' for none)")
     d.set_defaults(func=_diff)
     e = sub.add_parser("explain", help="explanation by example: a sample's nearest training samples in a model's embedding",
                        description="Print the k training samples nearest (cosine, FAISS) to one sample in a model's "
@@ -134,14 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="model id (a key of 'models' in the study file)")
     e.add_argument("sample_id", type=int, help="sample id (the predictions tables' sample_id column)")
     e.add_argument("-k", type=int, default=8, help="neighbours to print (default: 8)")
-    e.add_argument("--params", default="params.yaml", help="study file (default: params.yaml)")
-    e.add_argument("--embeddings", default="artifacts/embeddings", help="embeddings folder (default: artifacts/embeddings)")
+    e.add_argument("--params", default=PARAMS, help="study file (default: %(default)s)")
+    e.add_argument("--embeddings", default=EMBEDDINGS, help="embeddings folder (default: %(default)s)")
     e.set_defaults(func=_explain)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .config import StudyError
+    from zooscope.config import StudyError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -18,13 +18,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Snapshot", "StudyDiff", "read_snapshot", "diff_snapshots", "diff_revisions", "format_diff", "revision_exists", "WORKSPACE"]
+from zooscope.artifacts import MODEL_METRICS, PARAMS, STUDY_METRICS
+from zooscope.vocab import CATEGORY_STATS, SUBSETS
+
+__all__ = ["Snapshot", "StudyDiff", "read_snapshot", "diff_snapshots", "diff_revisions", "compare_with", "format_diff",
+           "revision_exists", "WORKSPACE"]
 
 #: How the working tree is named in a diff.
 WORKSPACE = "workspace"
 #: The per-category statistics compared (each has ``_lo`` / ``_hi`` in metrics/study.json).
-CATEGORY_STATS = ("kappa", "error_inconsistency", "gain")
-_SUBSETS = {"categories": "all", "categories_matched": "matched"}
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,8 @@ def revision_exists(root: str | Path, rev: str) -> bool:
     return _git(Path(root), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").returncode == 0
 
 
-def read_snapshot(root: str | Path, rev: str | None, *, params: str = "params.yaml",
-                  metrics_dir: str = "metrics/models", study_metrics: str = "metrics/study.json") -> Snapshot:
+def read_snapshot(root: str | Path, rev: str | None, *, params: str = PARAMS,
+                  metrics_dir: str = MODEL_METRICS, study_metrics: str = STUDY_METRICS) -> Snapshot:
     """The study at ``rev`` (a git revision, or None for the working tree) in the repository at ``root``.
 
     Raises:
@@ -125,7 +127,7 @@ def _num(value: Any) -> float | None:
 
 def _category_changes(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[dict[str, Any]]:
     rows = []
-    for key, subset in _SUBSETS.items():
+    for subset, (key, _) in SUBSETS.items():
         old_t, new_t = (a or {}).get(key) or {}, (b or {}).get(key) or {}
         for cat in sorted(set(old_t) | set(new_t)):
             old, new = old_t.get(cat) or {}, new_t.get(cat) or {}
@@ -157,6 +159,19 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, tol: float = 1e-12) -> StudyDiff
         changed=[m for m in common if m in a.models and m in b.models and a.models[m] != b.models[m]],
         model_changes=model_rows, category_changes=_category_changes(a.study, b.study),
     )
+
+
+def compare_with(root: str | Path, rev: str | None) -> StudyDiff | str | None:
+    """The working tree's study against the results committed at ``rev`` (the report's ``compare_to``):
+    a :class:`StudyDiff`, a sentence saying why there is no comparison, or None when ``rev`` is None."""
+    if rev is None:
+        return None
+    if not revision_exists(root, rev):
+        return f"No comparison: {rev} is not a commit of this repository yet."
+    before = read_snapshot(root, rev)
+    if not before.has_results:
+        return f"No comparison: the commit {rev} has no committed results ({MODEL_METRICS})."
+    return diff_snapshots(before, read_snapshot(root, None))
 
 
 def diff_revisions(root: str | Path, rev_a: str, rev_b: str | None = None) -> StudyDiff:

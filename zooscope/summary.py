@@ -5,30 +5,26 @@ with each consumer."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from .config import Study
-from .methodology import pair_category
+from zooscope.artifacts import MODEL_METRICS, read_model_metrics
+from zooscope.config import Study
+from zooscope.vocab import GROUPS, SUBSETS, group_rank, pair_category
 
-__all__ = ["model_table", "format_table", "category_rows", "study_facts", "SUBSETS"]
-
-#: The two pair subsets of ``metrics/study.json``: key of the table there, and what it holds.
-SUBSETS = {"all": ("categories", "all pairs"), "matched": ("categories_matched", "accuracy-matched pairs")}
+__all__ = ["model_table", "format_table", "category_rows", "study_facts"]
 
 _METRICS = ("top1", "top5", "nll", "ece", "temperature", "probe_acc", "knn_acc")
 
 
-def model_table(study: Study, *, metrics_dir: str | Path = "metrics/models") -> pl.DataFrame:
+def model_table(study: Study, *, metrics_dir: str | Path = MODEL_METRICS) -> pl.DataFrame:
     """One row per model: id, source, category vs base, weak flag, and its metrics (null when not yet computed)."""
     base = study.models[study.base]
     rows: list[dict[str, Any]] = []
     for mid, spec in study.models.items():
-        path = Path(metrics_dir) / f"{mid}.json"
-        metrics = json.loads(path.read_text()) if path.exists() else {}
+        metrics = read_model_metrics(metrics_dir, mid) or {}
         category = "base" if mid == study.base else pair_category(base.tags.model_dump(), spec.tags.model_dump())
         rows.append({"model": mid, "source": spec.source, "category": category, "weak": spec.weak,
                      **{k: metrics.get(k) for k in _METRICS}})
@@ -41,8 +37,7 @@ def model_table(study: Study, *, metrics_dir: str | Path = "metrics/models") -> 
 
 def format_table(frame: pl.DataFrame) -> str:
     """A plain-text table (accuracies in percent) for the terminal."""
-    order = {"base": 0, "reinit": 1, "hyperparameters": 2, "architecture": 3, "framework": 4, "dataset": 5}
-    frame = frame.sort(pl.col("category").replace_strict(order, default=9), "model")
+    frame = frame.sort(pl.col("category").replace_strict({g: group_rank(g) for g in GROUPS}, default=len(GROUPS)), "model")
     width = max(18, *(len(m) + 7 * bool(w) for m, w in zip(frame["model"], frame["weak"])))
     header = f"{'model':<{width}} {'category':<16} {'top1':>6} {'vs base':>8} {'top5':>6} {'nll':>6} {'ece':>6} {'probe':>6} {'k-NN':>6}  source"
     lines = [header, "-" * len(header)]
@@ -67,12 +62,10 @@ def format_table(frame: pl.DataFrame) -> str:
 def category_rows(study_metrics: dict[str, Any], *, subsets: tuple[str, ...] = ("all", "matched")) -> list[dict[str, Any]]:
     """The per-category tables of ``metrics/study.json`` as flat rows: ``subset`` (all | matched),
     ``category``, ``pairs`` and each statistic with its ``_lo`` / ``_hi`` interval, in category order."""
-    from .methodology import CATEGORIES
-
     rows = []
     for subset in subsets:
-        table = study_metrics.get(SUBSETS[subset][0]) or {}
-        for cat in sorted(table, key=lambda c: CATEGORIES.index(c) if c in CATEGORIES else len(CATEGORIES)):
+        table = study_metrics.get(SUBSETS[subset].key) or {}
+        for cat in sorted(table, key=group_rank):
             rows.append({"subset": subset, "category": cat, **table[cat]})
     return rows
 

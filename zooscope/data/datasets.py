@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DatasetSpec
-from .idx import read_idx
+from zooscope.config import DatasetSpec
+from zooscope.data.idx import read_idx
 
 __all__ = ["Dataset", "load_dataset", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST"]
 
@@ -58,6 +58,14 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the in-memory images, what networks built for the dataset consume."""
+        if self.images is None:
+            raise ValueError(f"{self.name}: models built for the dataset's own image size need an in-memory dataset")
+        imgs = self.images
+        return (1 if imgs.ndim == 3 else int(imgs.shape[-1])), int(imgs.shape[1]), int(imgs.shape[2])
 
     def split(self, name: str) -> np.ndarray:
         """Positions (int64) of one split."""
@@ -146,7 +154,7 @@ def _read_idx_cached(path: Path) -> np.ndarray:
     """
     import hashlib
 
-    from ..io import write_npy
+    from zooscope.io import write_npy
 
     st = path.stat()
     key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .datasets import Dataset
+from zooscope.data.datasets import Dataset
 
-__all__ = ["native_preprocess", "timm_preprocess", "iter_batches", "native_tensor"]
+__all__ = ["native_preprocess", "timm_preprocess", "iter_batches", "pixels", "native_tensor"]
 
 
 def native_preprocess(images: np.ndarray) -> dict[str, Any]:
@@ -38,10 +38,16 @@ def timm_preprocess(data_config: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "timm", **out}
 
 
+def pixels(images: np.ndarray) -> torch.Tensor:
+    """uint8 [n, H, W] or [n, H, W, C] -> float32 [n, C, H, W] in [0, 1] (a view in channels-last memory order
+    for colour images)."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+
+
 def native_tensor(images: np.ndarray, preprocess: dict[str, Any]) -> torch.Tensor:
     """uint8 [n, H, W] or [n, H, W, C] -> float32 [n, C, H, W], normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    x = pixels(images)
     mean = torch.tensor(preprocess["mean"], dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(preprocess["std"], dtype=torch.float32).view(1, -1, 1, 1)
     return (x - mean) / std

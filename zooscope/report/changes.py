@@ -3,13 +3,14 @@ in the study report (against ``report.compare_to``), and the whole page ``report
 
 from __future__ import annotations
 
+from zooscope.artifacts import MODEL_METRICS, PARAMS, STUDY_METRICS
 from zooscope.diff import StudyDiff
 from zooscope.report.data import ReportData
 from zooscope.report.page import Column, Html, Section, join, render_page, table, tag
 
 __all__ = ["changes_section", "diff_body", "render_diff"]
 
-_SOURCES = ("params.yaml", "metrics/models/<model>.json", "metrics/study.json")
+_SOURCES = (PARAMS, f"{MODEL_METRICS}/<model>.json", STUDY_METRICS)
 
 
 def _value(v: float) -> str:

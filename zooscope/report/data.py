@@ -1,8 +1,8 @@
 """What the report is built from: the study's artifacts, read once into one object the sections share.
 
-Sections never open files themselves through hard-coded paths: :class:`ReportData` holds the loaded
-tables and, in ``artifacts``, the path each came from (named as the sections cite them). A later module
-whose sections need further artifacts reads them from paths the stage adds to ``artifacts``.
+This module does all the report's reading; sections open no files. :class:`ReportData` holds the loaded
+tables and, in ``artifacts``, the path each came from (named as the sections cite them). A section family
+that needs further artifacts adds their reading here, as the mistakes sections do (:class:`MistakesData`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,52 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from zooscope.artifacts import (ADVERSARIAL_IMAGES, PREDICTIONS, Predictions, pair_matrix, read_mistakes,
+                                read_predictions)
 from zooscope.config import Study
+from zooscope.data.datasets import SPLITS
 from zooscope.io import read_json
-from zooscope.methodology import CATEGORIES
 from zooscope.summary import model_table
-from zooscope.zooartifacts import Predictions, read_predictions
+from zooscope.vocab import group_rank
 
-__all__ = ["ReportData", "load_report_data", "model_order", "pair_matrix", "heatmap_frame"]
+__all__ = ["ReportData", "MistakesData", "load_report_data", "load_mistakes", "model_order", "heatmap_frame"]
+
+
+@dataclass(frozen=True)
+class MistakesData:
+    """The mistakes stage's outputs the report shows.
+
+    Attributes:
+        folder: the stage's folder, as given (what sections cite); metrics_path: its metrics file, as given.
+        metrics: ``metrics/mistakes.json`` (counts, strongest model, findings, transfer vs kappa).
+        tables: name -> table (taxonomy, robustness, consensus, prototypes, prototype_overlap, transfer,
+            adversarial).
+        adversarial_images: float32 [rows of ``tables["adversarial"]``, C, H, W] in [0, 1].
+    """
+
+    folder: str
+    metrics_path: str
+    metrics: dict[str, Any]
+    tables: dict[str, pl.DataFrame]
+    adversarial_images: np.ndarray
+
+    def source(self, *tables: str) -> tuple[str, ...]:
+        """The files of the named tables, as sections cite them."""
+        return tuple(f"{self.folder}/{name}.parquet" for name in tables)
+
+
+#: The mistakes tables the report reads.
+_MISTAKES_SHOWN = ("taxonomy", "robustness", "consensus", "prototypes", "prototype_overlap", "transfer", "adversarial")
+
+
+def load_mistakes(folder: str | Path, metrics_path: str | Path) -> MistakesData:
+    """Read the mistakes stage's tables, adversarial images and metrics file."""
+    tables = read_mistakes(folder, _MISTAKES_SHOWN)
+    images = np.load(Path(folder) / ADVERSARIAL_IMAGES)
+    if len(images) != len(tables["adversarial"]):
+        raise ValueError(f"{folder}: {len(images)} adversarial images for {len(tables['adversarial'])} rows; "
+                         "re-run the mistakes stage")
+    return MistakesData(str(folder), str(metrics_path), read_json(metrics_path), tables, images)
 
 
 @dataclass(frozen=True)
@@ -38,6 +77,7 @@ class ReportData:
         images: sample id -> PIL image of that eval sample (None: no thumbnails).
         artifacts: name -> the path each input was read from (what sections cite).
         changes: the comparison with an earlier revision (:class:`zooscope.diff.StudyDiff`), if any.
+        mistakes: the mistakes stage's outputs, when the report is built with them.
     """
 
     study: Study
@@ -51,6 +91,7 @@ class ReportData:
     images: Any = None
     artifacts: Mapping[str, str] = field(default_factory=dict)
     changes: Any = None
+    mistakes: MistakesData | None = None
 
     def source(self, *names: str) -> tuple[str, ...]:
         """The paths of the named artifacts (for a section's ``sources``)."""
@@ -60,8 +101,7 @@ class ReportData:
 def model_order(models: pl.DataFrame) -> list[str]:
     """Model ids grouped by their category relative to the base (base first, then reinit ... dataset),
     by name within a group: the order of the heatmaps' rows and columns."""
-    rank = {"base": -1, **{c: i for i, c in enumerate(CATEGORIES)}}
-    rows = sorted(models.select("model", "category").rows(), key=lambda r: (rank.get(r[1], 99), r[0]))
+    rows = sorted(models.select("model", "category").rows(), key=lambda r: (group_rank(r[1]), r[0]))
     return [m for m, _ in rows]
 
 
@@ -82,22 +122,25 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
 
         dataset = load_dataset(study.dataset)
         classes = dataset.classes
-        split_sizes = {s: len(dataset.split(s)) for s in ("train", "calibration", "eval")}
+        split_sizes = {s: len(dataset.split(s)) for s in SPLITS}
         position = {int(sid): i for i, sid in enumerate(dataset.sample_ids)}
         images = _Images(dataset, position)
     else:
         classes = tuple(str(c) for c in range(int(preds.labels.max()) + 1))
     artifacts = {"model_metrics": f"{model_metrics}/<model>.json", "study_metrics": str(study_metrics),
-                 "pairs": str(pairs), "per_class": str(per_class), "predictions": f"{predictions}/<model>/eval.parquet",
+                 "pairs": str(pairs), "per_class": str(per_class), "predictions": f"{predictions}/<model>/{PREDICTIONS}",
                  "dataset": f"dataset {study.dataset.source}"}
     if (mistakes is None) != (mistakes_metrics is None):
         raise ValueError("give both the mistakes folder and its metrics file, or neither")
+    loaded = None
     if mistakes is not None:
         artifacts |= {"mistakes": str(mistakes), "mistakes_metrics": str(mistakes_metrics)}
+        loaded = load_mistakes(mistakes, mistakes_metrics)
     return ReportData(study=study, models=model_table(study, metrics_dir=model_metrics),
                       study_metrics=read_json(study_metrics), pairs=pl.read_parquet(pairs),
                       per_class=pl.read_parquet(per_class), predictions=preds, classes=classes,
-                      split_sizes=split_sizes, images=images, artifacts=artifacts, changes=changes)
+                      split_sizes=split_sizes, images=images, artifacts=artifacts, changes=changes,
+                      mistakes=loaded)
 
 
 @dataclass(frozen=True)
@@ -111,21 +154,10 @@ class _Images:
         return self.dataset.pil(self.position[int(sample_id)])
 
 
-def pair_matrix(pairs: pl.DataFrame, order: list[str], column: str, *, diagonal: float = 1.0) -> np.ndarray:
-    """The symmetric [n, n] matrix of a per-pair ``column`` in ``order`` (nan where a pair has no value)."""
-    index = {m: i for i, m in enumerate(order)}
-    out = np.full((len(order), len(order)), np.nan)
-    np.fill_diagonal(out, diagonal)
-    for a, b, v in pairs.select("model_a", "model_b", column).rows():
-        if a in index and b in index and v is not None:
-            out[index[a], index[b]] = out[index[b], index[a]] = v
-    return out
-
-
 def heatmap_frame(pairs: pl.DataFrame, order: list[str], column: str) -> pl.DataFrame:
     """A per-pair ``column`` for every ordered pair of models in ``order`` (the diagonal included), as
     ``model_a, model_b, value, statistic``: the data of a DVC heatmap plot."""
-    matrix = pair_matrix(pairs, order, column)
+    matrix = pair_matrix(pairs, order, column, diagonal=1.0)
     n = len(order)
     return pl.DataFrame({"model_a": [order[i] for i in range(n) for _ in range(n)],
                          "model_b": [order[j] for _ in range(n) for j in range(n)],

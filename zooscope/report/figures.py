@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from zooscope.report.page import Html, esc
+from zooscope.vocab import GROUPS
 
 __all__ = ["svg", "category_bars", "gain_vs_kappa", "greedy_curve", "heatmap", "specialisation"]
 
-#: One colour per methodology category (the order of zooscope.methodology.CATEGORIES), and the base model.
-CATEGORY_COLORS = {"base": "#444444", "reinit": "#4c78a8", "hyperparameters": "#f58518", "architecture": "#54a24b",
-                   "framework": "#b279a2", "dataset": "#e45756"}
+#: One colour per group of zooscope.vocab.GROUPS: the base model, then each methodology category.
+CATEGORY_COLORS = dict(zip(GROUPS, ("#444444", "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756"), strict=True))
 _RC = {"text.parse_math": False, "svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
        "axes.spines.right": False, "svg.hashsalt": "zooscope", "font.family": "DejaVu Sans"}
 

@@ -3,8 +3,10 @@ the mistake taxonomy, consensus errors explained by their nearest training sampl
 prototypes and criticisms, adversarial robustness, the transfer matrix beside the error-consistency
 heatmap, and adversarial examples with what the zoo predicts on them.
 
-The builders read ``data.artifacts["mistakes"]`` (the stage's folder) and ``data.artifacts["mistakes_metrics"]``
-(``metrics/mistakes.json``); without them, or without thumbnails for the image sections, they add nothing.
+The builders use ``data.mistakes`` (the stage's tables and ``metrics/mistakes.json``, read by
+:mod:`zooscope.report.data`); without it, or without thumbnails for the image sections, they add nothing.
+The data functions here (:func:`consensus_rows`, :func:`critic_picks`, :func:`transfer_view`) shape those
+tables for the sections: plain rows, ids and arrays, no HTML.
 """
 
 from __future__ import annotations
@@ -12,25 +14,74 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from zooscope.io import read_json
-from zooscope.mistakes_report import adversarial_section, consensus_section, criticism_section, transfer_section
+from zooscope.artifacts import ADVERSARIAL_IMAGES, pair_matrix
 from zooscope.report import figures
-from zooscope.report.data import ReportData, model_order
+from zooscope.report.data import MistakesData, ReportData, model_order
 from zooscope.report.page import Column, Html, Section, join, table, tag
 from zooscope.report.pair_sections import image_thumb, thumb
 from zooscope.report.study_sections import pct
 
-__all__ = ["mistake_sections", "critic_models"]
+__all__ = ["mistake_sections", "critic_models", "consensus_rows", "critic_picks", "transfer_view"]
 
 
-def _has_mistakes(data: ReportData) -> bool:
-    return "mistakes" in data.artifacts and "mistakes_metrics" in data.artifacts
+def consensus_rows(consensus: pl.DataFrame, models: list[str], *, top: int = 24) -> list[dict]:
+    """The ``top`` consensus errors, best first, with the zoo's votes and their explanation by example.
+
+    Args:
+        consensus: the mistakes stage's ``consensus`` table; models: the study's model ids in study order
+            (the order of each row's votes).
+
+    Returns:
+        rows ``{rank, sample_id, label, consensus_pred, share, confidence, votes: {model: predicted class},
+        neighbour_ids, neighbour_labels, neighbour_sim}`` (neighbours: nearest training samples in the strongest
+        model's embedding; empty beyond the stage's ``show``).
+    """
+    rows = consensus.head(top).to_dicts()
+    for r in rows:
+        if len(r["votes"]) != len(models):
+            raise ValueError(f"consensus votes hold {len(r['votes'])} models but {len(models)} ids were given")
+        r["votes"] = dict(zip(models, r["votes"]))
+    return rows
 
 
-def _taxonomy(data: ReportData, metrics: dict) -> Section:
-    folder = data.artifacts["mistakes"]
-    tax = pl.read_parquet(f"{folder}/taxonomy.parquet")
-    robust = pl.read_parquet(f"{folder}/robustness.parquet")
+def critic_picks(prototypes: pl.DataFrame, *, models: list[str] | None = None) -> dict[str, dict[int, dict]]:
+    """MMD-critic picks of the ``prototypes`` table: ``{model: {class: {"prototypes": [sample ids], "criticisms":
+    [sample ids], "witness": [criticisms' witness values]}}}``, in pick order; ``models`` limits and orders the
+    models."""
+    ids = models if models is not None else list(dict.fromkeys(prototypes["model"].to_list()))
+    out: dict[str, dict[int, dict]] = {}
+    for mid in ids:
+        sub = prototypes.filter(pl.col("model") == mid).sort("class", "kind", "rank")
+        out[mid] = {}
+        for c in sorted(set(sub["class"].to_list())):
+            cls = sub.filter(pl.col("class") == c)
+            crit = cls.filter(pl.col("kind") == "criticism")
+            out[mid][c] = {"prototypes": cls.filter(pl.col("kind") == "prototype")["sample_id"].to_list(),
+                           "criticisms": crit["sample_id"].to_list(), "witness": crit["witness"].to_list()}
+    return out
+
+
+def transfer_view(transfer: pl.DataFrame, correlation: dict | None = None) -> dict:
+    """The adversarial transfer matrix and the error-consistency matrix of the same pairs.
+
+    Returns:
+        ``{models, transfer: float [M, M] (accuracy of target column on examples crafted on source row;
+        the diagonal is each model's own robust accuracy), kappa: float [M, M] (nan diagonal), attack, eps,
+        correlation: {pearson, spearman, n} of transfer rate with kappa (when given)}``.
+    """
+    models = list(dict.fromkeys(transfer["source"].to_list()))
+    view = {name: pair_matrix(transfer, models, name, rows="source", cols="target", symmetric=False)
+            for name in ("accuracy", "kappa")}
+    out = {"models": models, "transfer": view["accuracy"], "kappa": view["kappa"], "attack": transfer["attack"][0],
+           "eps": transfer["eps"][0]}
+    if correlation is not None:
+        out["correlation"] = correlation
+    return out
+
+
+def _taxonomy(data: ReportData, mis: MistakesData) -> Section:
+    metrics = mis.metrics
+    tax, robust = mis.tables["taxonomy"], mis.tables["robustness"]
     cfg = data.study.mistakes
     at = robust.filter((pl.col("attack") == cfg.transfer_attack) & (pl.col("eps") == cfg.transfer_eps))
     robust_acc = dict(at.select("model", "accuracy").rows())
@@ -45,15 +96,14 @@ def _taxonomy(data: ReportData, metrics: dict) -> Section:
     body = join([tag("ul", join(tag("li", f) for f in metrics["findings"]), class_="findings"),
                  tag("div", table(rows, columns, sortable=True), class_="scroll")])
     return Section("mistake-taxonomy", "Mistakes: taxonomy and robustness",
-                   (f"{folder}/taxonomy.parquet", f"{folder}/robustness.parquet", data.artifacts["mistakes_metrics"]),
+                   (*mis.source("taxonomy", "robustness"), mis.metrics_path),
                    body, "Stock & Cisse (2018): many errors are near misses (the label is among the model's top 5), "
                          "which top-1 accuracy counts like any other mistake.")
 
 
-def _consensus(data: ReportData, metrics: dict) -> Section:
-    folder = data.artifacts["mistakes"]
-    models, cls = list(data.study.models), data.classes
-    rows = consensus_section(folder, models, top=data.study.report.thumbnails)
+def _consensus(data: ReportData, mis: MistakesData) -> Section:
+    metrics, models, cls = mis.metrics, list(data.study.models), data.classes
+    rows = consensus_rows(mis.tables["consensus"], models, top=data.study.report.thumbnails)
     cfg = data.study.mistakes
     parts = []
     if not rows:
@@ -70,12 +120,12 @@ def _consensus(data: ReportData, metrics: dict) -> Section:
             for r in explained:
                 nb = [thumb(data, i, [f"train: {cls[lab]}", f"cos {s:.2f}"])
                       for i, lab, s in zip(r["neighbour_ids"], r["neighbour_labels"], r["neighbour_sim"])]
-                votes = ", ".join(f"{m}: {cls[p]}" for m, p in r["votes"].items())
+                votes = ", ".join(f"{mid}: {cls[p]}" for mid, p in r["votes"].items())
                 parts.append(tag("div", thumb(data, r["sample_id"], [f"#{r['rank']} label {cls[r['label']]}",
                                                                      f"zoo: {cls[r['consensus_pred']]}"]),
                                  Html('<span class="arrow">→</span>'), join(nb), class_="thumbs explain", title=votes))
     n = metrics["eval_samples"]
-    return Section("consensus-errors", "Consensus errors", (f"{folder}/consensus.parquet", *data.source("dataset")),
+    return Section("consensus-errors", "Consensus errors", (*mis.source("consensus"), *data.source("dataset")),
                    join(parts), f"{metrics['consensus_errors']} of {n:,} eval samples have at least "
                                 f"{cfg.consensus_share:.0%} of the zoo predicting the same wrong class: candidate label "
                                 f"errors or genuinely ambiguous images. Shown: the {len(rows)} most confident, each with "
@@ -94,11 +144,10 @@ def critic_models(overlap: pl.DataFrame, *, base: str, strongest: str) -> list[s
     return shown
 
 
-def _criticism(data: ReportData, metrics: dict) -> Section:
-    folder, cls = data.artifacts["mistakes"], data.classes
-    overlap = pl.read_parquet(f"{folder}/prototype_overlap.parquet")
-    models = critic_models(overlap, base=data.study.base, strongest=metrics["strongest"])
-    picks = criticism_section(folder, models=models)
+def _criticism(data: ReportData, mis: MistakesData) -> Section:
+    cls, overlap = data.classes, mis.tables["prototype_overlap"]
+    models = critic_models(overlap, base=data.study.base, strongest=mis.metrics["strongest"])
+    picks = critic_picks(mis.tables["prototypes"], models=models)
     rows = []
     for c in sorted({c for m in models for c in picks[m]}):
         for n, m in enumerate(m for m in models if c in picks[m]):
@@ -117,17 +166,16 @@ def _criticism(data: ReportData, metrics: dict) -> Section:
             f"samples its prototypes explain worst (largest |witness| w). Over the whole zoo, two models' prototypes of a "
             f"class overlap by {mean:.2f} on average (Jaccard): do different training methods see the same typical images?")
     return Section("prototypes-criticisms", "Prototypes and criticisms (MMD-critic)",
-                   (f"{folder}/prototypes.parquet", f"{folder}/prototype_overlap.parquet", *data.source("dataset")),
+                   (*mis.source("prototypes", "prototype_overlap"), *data.source("dataset")),
                    join([tag("p", note), tag("div", grid_table, class_="scroll")]),
                    "Kim, Khanna & Koyejo (2016), as used by Stock & Cisse (2018) to reveal what a model sees as typical "
                    "and atypical of each class.")
 
 
-def _transfer(data: ReportData, metrics: dict) -> Section:
-    folder = data.artifacts["mistakes"]
-    got = transfer_section(folder, data.artifacts["mistakes_metrics"])
-    order = [m for m in model_order(data.models) if m in got["models"]]
-    idx = [got["models"].index(m) for m in order]
+def _transfer(data: ReportData, mis: MistakesData) -> Section:
+    got = transfer_view(mis.tables["transfer"], mis.metrics["transfer_kappa"])
+    order = [mid for mid in model_order(data.models) if mid in got["models"]]
+    idx = [got["models"].index(mid) for mid in order]
     groups = dict(data.models.select("model", "category").rows())
     group_of = [groups[m] for m in order]
     transfer = got["transfer"][np.ix_(idx, idx)]
@@ -148,7 +196,7 @@ def _transfer(data: ReportData, metrics: dict) -> Section:
                  tag("figure", k_fig, tag("figcaption", "Error consistency of the same pairs on clean eval data.")),
                  class_="figs" if len(order) <= 10 else "stack")])
     return Section("adversarial-transfer", "Adversarial transfer and error consistency",
-                   (f"{folder}/transfer.parquet", data.artifacts["mistakes_metrics"]), body,
+                   (*mis.source("transfer"), mis.metrics_path), body,
                    "Do adversarial examples fool the models that share the source's mistakes?")
 
 
@@ -160,9 +208,9 @@ def _image(pixels: np.ndarray):
     return Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
 
 
-def _adversarial(data: ReportData, metrics: dict) -> Section:
-    folder, cls = data.artifacts["mistakes"], data.classes
-    rows, images = adversarial_section(folder)
+def _adversarial(data: ReportData, mis: MistakesData) -> Section:
+    metrics, cls = mis.metrics, data.classes
+    rows, images = mis.tables["adversarial"].to_dicts(), mis.adversarial_images
     models = list(data.study.models)
     parts = []
     for r, img in zip(rows[:8], images):
@@ -170,7 +218,7 @@ def _adversarial(data: ReportData, metrics: dict) -> Section:
         adv = image_thumb(_image(img), f"adversarial version of sample {r['sample_id']}",
                           [f"adversarial: {cls[r['adv_pred']]}", f"fools {fooled}/{len(models)} models"])
         nb = [thumb(data, i, [f"train: {cls[lab]}"]) for i, lab in zip(r["adv_neighbour_ids"][:4], r["adv_neighbour_labels"][:4])]
-        votes = ", ".join(f"{m}: {cls[v]}" for m, v in zip(models, r["votes"]))
+        votes = ", ".join(f"{mid}: {cls[v]}" for mid, v in zip(models, r["votes"]))
         parts.append(tag("div", thumb(data, r["sample_id"], [f"clean: {cls[r['clean_pred']]}", f"label {cls[r['label']]}"]),
                          adv, Html('<span class="arrow">→</span>'), join(nb), class_="thumbs explain", title=votes))
     if not parts:
@@ -178,7 +226,7 @@ def _adversarial(data: ReportData, metrics: dict) -> Section:
     source = rows[0]["source"] if rows else metrics["strongest"]
     eps = rows[0]["eps"] if rows else data.study.mistakes.transfer_eps
     return Section("adversarial-examples", "Adversarial examples, explained by example",
-                   (f"{folder}/adversarial.parquet", f"{folder}/adversarial_images.npy", *data.source("dataset")),
+                   (*mis.source("adversarial"), f"{mis.folder}/{ADVERSARIAL_IMAGES}", *data.source("dataset")),
                    join(parts), f"Examples crafted on {source} (ε={eps:g}) that fool it: the clean image, the adversarial "
                                 f"one with {source}'s new answer and how many models it fools, and the adversarial "
                                 f"image's nearest training samples in {source}'s embedding (hover for every model's "
@@ -187,11 +235,11 @@ def _adversarial(data: ReportData, metrics: dict) -> Section:
 
 def mistake_sections(data: ReportData) -> list[Section]:
     """The mistakes sections (nothing when the report was built without the mistakes stage's outputs)."""
-    if not _has_mistakes(data):
+    mis = data.mistakes
+    if mis is None:
         return []
-    metrics = read_json(data.artifacts["mistakes_metrics"])
-    sections = [_taxonomy(data, metrics), _transfer(data, metrics)]
+    sections = [_taxonomy(data, mis), _transfer(data, mis)]
     if data.images is not None:
-        sections[1:1] = [_consensus(data, metrics), _criticism(data, metrics)]
-        sections.append(_adversarial(data, metrics))
+        sections[1:1] = [_consensus(data, mis), _criticism(data, mis)]
+        sections.append(_adversarial(data, mis))
     return sections

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from zooscope.report import figures
-from zooscope.report.data import ReportData, model_order, pair_matrix
+from zooscope.artifacts import pair_matrix
+from zooscope.report.data import ReportData, model_order
 from zooscope.report.page import Html, Section, join, png_img, tag
 
 __all__ = ["heatmap_sections", "complementary_section", "consensus_errors_section", "most_complementary", "thumb", "image_thumb"]
@@ -21,11 +22,11 @@ def heatmap_sections(data: ReportData) -> list[Section]:
     order = model_order(data.models)
     groups = dict(data.models.select("model", "category").rows())
     group_of = [groups[m] for m in order]
-    kappa = figures.heatmap(pair_matrix(data.pairs, order, "kappa"), order, group_of, label="error consistency (kappa)",
+    kappa = figures.heatmap(pair_matrix(data.pairs, order, "kappa", diagonal=1.0), order, group_of, label="error consistency (kappa)",
                             vmin=min(0.0, float(np.nanmin(data.pairs["kappa"].to_numpy()))), vmax=1.0, cmap="magma")
-    cka = figures.heatmap(pair_matrix(data.pairs, order, "cka_debiased"), order, group_of, label="debiased linear CKA",
+    cka = figures.heatmap(pair_matrix(data.pairs, order, "cka_debiased", diagonal=1.0), order, group_of, label="debiased linear CKA",
                           vmin=0.0, vmax=1.0)
-    knn = figures.heatmap(pair_matrix(data.pairs, order, "mutual_knn"), order, group_of,
+    knn = figures.heatmap(pair_matrix(data.pairs, order, "mutual_knn", diagonal=1.0), order, group_of,
                           label=f"mutual k-NN alignment (k={data.study.similarity.knn_k})", vmin=0.0, vmax=1.0)
     order_note = ("Rows and columns are ordered by each model's category relative to the base model "
                   f"({data.study.base} first, then reinit, hyperparameters, architecture, framework, dataset); white lines "

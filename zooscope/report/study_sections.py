@@ -8,7 +8,8 @@ import numpy as np
 from zooscope.report import figures
 from zooscope.report.data import ReportData
 from zooscope.report.page import Column, Html, Section, join, tag, table
-from zooscope.summary import SUBSETS, category_rows, study_facts
+from zooscope.summary import category_rows, study_facts
+from zooscope.vocab import SUBSETS
 
 __all__ = ["summary_section", "models_section", "categories_section", "ensembles_section", "pct", "num"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import ArchSpec
+from zooscope.config import ArchSpec
 
 __all__ = ["build_arch", "SmallCNN", "MLP"]
 

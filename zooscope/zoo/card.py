@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from ..config import ModelSpec
-from ..data.datasets import Dataset
-from .sources import Fetched
+from zooscope.config import ModelSpec
+from zooscope.data.datasets import Dataset
+from zooscope.zoo.sources import Fetched
 
 __all__ = ["make_card", "input_size"]
 
@@ -17,13 +17,12 @@ def input_size(preprocess: dict[str, Any], dataset: Dataset) -> list[int]:
     """[C, H, W] the network consumes."""
     if preprocess["kind"] == "timm":
         return [int(v) for v in preprocess["input_size"]]
-    imgs = dataset.images
-    return [1 if imgs.ndim == 3 else int(imgs.shape[-1]), int(imgs.shape[1]), int(imgs.shape[2])]
+    return list(dataset.image_shape)
 
 
 def make_card(model_id: str, spec: ModelSpec, fetched: Fetched, *, weights_sha256: str, dataset: Dataset) -> dict[str, Any]:
     """The card of a fetched model; ``has_head`` is true when its classifier matches the dataset's labels."""
-    from ..extract import embedding_fn
+    from zooscope.zoo.embedding import embedding_fn
 
     model = fetched.model.eval()
     size = input_size(fetched.preprocess, dataset)

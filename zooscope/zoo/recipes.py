@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import Augment, AutoencoderTrain, DistillTrain, ModelSpec, SimCLRTrain, SupervisedTrain, recipe_train_options
-from ..data.datasets import Dataset
-from ..data.transforms import native_preprocess, native_tensor
-from .arch import build_arch
+from zooscope.config import (Augment, AutoencoderTrain, DistillTrain, ModelSpec, SimCLRTrain, SupervisedTrain,
+                             recipe_train_options)
+from zooscope.data.datasets import Dataset
+from zooscope.data.transforms import native_preprocess, native_tensor
+from zooscope.zoo.arch import build_arch
 
 __all__ = ["train_recipe", "augment_batch"]
 
@@ -129,11 +130,6 @@ def _train_tensors(dataset: Dataset, subset: str, preprocess: dict[str, Any]) ->
     return native_tensor(dataset.images[pos], preprocess), torch.from_numpy(dataset.labels[pos])
 
 
-def _shape(dataset: Dataset) -> tuple[int, int]:
-    imgs = dataset.images
-    return (1 if imgs.ndim == 3 else imgs.shape[-1]), imgs.shape[1]
-
-
 def _background(preprocess: dict[str, Any]) -> torch.Tensor:
     """The normalised value of a black pixel, per channel (what shifts pad and erasing fills with)."""
     return -torch.tensor(preprocess["mean"]) / torch.tensor(preprocess["std"])
@@ -159,7 +155,7 @@ def _supervised_loss(opts: SupervisedTrain, background: torch.Tensor,
 
 def _supervised(spec: Any, opts: SupervisedTrain, dataset: Dataset, pre: dict, seed: int, progress: bool,
                 desc: str) -> tuple[nn.Module, dict]:
-    chans, size = _shape(dataset)
+    chans, size, _ = dataset.image_shape
     torch.manual_seed(seed)
     model = build_arch(spec.arch, in_chans=chans, image_size=size, num_classes=dataset.num_classes)
     x, y = _train_tensors(dataset, opts.subset, pre)
@@ -178,7 +174,7 @@ def _recipe_distill(spec: ModelSpec, opts: DistillTrain, dataset: Dataset, pre: 
     teacher, tsum = _supervised(tspec, tspec.train, dataset, pre, int(tspec.tags.seed), progress, "teacher")
     for p in teacher.parameters():
         p.requires_grad_(False)
-    chans, size = _shape(dataset)
+    chans, size, _ = dataset.image_shape
     seed = int(spec.tags.seed)
     torch.manual_seed(seed)
     model = build_arch(spec.arch, in_chans=chans, image_size=size, num_classes=dataset.num_classes)
@@ -203,14 +199,31 @@ def _nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Te
 _SSL_AUGMENT = Augment(shift=2, hflip=0.5, erase=0.3, erase_size=7)
 
 
-def _recipe_simclr(spec: ModelSpec, opts: SimCLRTrain, dataset: Dataset, pre: dict, progress: bool):
-    chans, size = _shape(dataset)
+def _encoder(spec: ModelSpec, dataset: Dataset) -> tuple[nn.Module, int, int]:
+    """A headless network for the dataset's images, initialised from the model's seed: (encoder, its
+    embedding width, the seed)."""
+    chans, size, _ = dataset.image_shape
     seed = int(spec.tags.seed)
     torch.manual_seed(seed)
     encoder = build_arch(spec.arch, in_chans=chans, image_size=size, num_classes=0)
     hidden = encoder.fc.out_features if hasattr(encoder, "fc") else encoder.num_features
+    return encoder, hidden, seed
+
+
+def _fit_encoder(encoder: nn.Module, head: tuple[str, nn.Module], loss_fn: LossFn, dataset: Dataset, opts: Any,
+                 pre: dict, seed: int, *, desc: str, progress: bool) -> tuple[nn.Module, dict]:
+    """Train ``encoder`` with a named ``head`` (``model[name]`` in ``loss_fn``) that is dropped afterwards;
+    the batch order is drawn from ``seed``."""
+    both = nn.ModuleDict({"encoder": encoder, head[0]: head[1]})
+    x, y = _train_tensors(dataset, opts.subset, pre)
+    summary = _fit(both, x, y, opts, loss_fn=loss_fn, generator=torch.Generator().manual_seed(seed), desc=desc,
+                   progress=progress)
+    return encoder.eval(), summary
+
+
+def _recipe_simclr(spec: ModelSpec, opts: SimCLRTrain, dataset: Dataset, pre: dict, progress: bool):
+    encoder, hidden, seed = _encoder(spec, dataset)
     projector = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, opts.projection_dim))
-    both = nn.ModuleDict({"encoder": encoder, "projector": projector})
     bg = _background(pre)
 
     def loss_fn(model: nn.Module, xb: torch.Tensor, _yb: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -218,21 +231,14 @@ def _recipe_simclr(spec: ModelSpec, opts: SimCLRTrain, dataset: Dataset, pre: di
         z = [model["projector"](model["encoder"](v)[:, -hidden:]) for v in views]
         return _nt_xent(z[0], z[1], opts.temperature)
 
-    x, y = _train_tensors(dataset, opts.subset, pre)
-    summary = _fit(both, x, y, opts, loss_fn=loss_fn, generator=torch.Generator().manual_seed(seed),
-                   desc="simclr", progress=progress)
-    return encoder.eval(), summary
+    return _fit_encoder(encoder, ("projector", projector), loss_fn, dataset, opts, pre, seed, desc="simclr",
+                        progress=progress)
 
 
 def _recipe_autoencoder(spec: ModelSpec, opts: AutoencoderTrain, dataset: Dataset, pre: dict, progress: bool):
-    chans, size = _shape(dataset)
-    seed = int(spec.tags.seed)
-    torch.manual_seed(seed)
-    encoder = build_arch(spec.arch, in_chans=chans, image_size=size, num_classes=0)
-    hidden = encoder.fc.out_features if hasattr(encoder, "fc") else encoder.num_features
-    out_dim = chans * size * size
-    decoder = nn.Sequential(nn.Linear(hidden, 512), nn.ReLU(inplace=True), nn.Linear(512, out_dim))
-    both = nn.ModuleDict({"encoder": encoder, "decoder": decoder})
+    encoder, hidden, seed = _encoder(spec, dataset)
+    chans, size, _ = dataset.image_shape
+    decoder = nn.Sequential(nn.Linear(hidden, 512), nn.ReLU(inplace=True), nn.Linear(512, chans * size * size))
     std = torch.tensor(pre["std"]).view(1, -1, 1, 1)
 
     def loss_fn(model: nn.Module, xb: torch.Tensor, _yb: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -240,17 +246,13 @@ def _recipe_autoencoder(spec: ModelSpec, opts: AutoencoderTrain, dataset: Datase
         h = model["encoder"](_cl(noisy))[:, -hidden:]
         return F.mse_loss(model["decoder"](h), xb.flatten(1))
 
-    x, y = _train_tensors(dataset, opts.subset, pre)
-    summary = _fit(both, x, y, opts, loss_fn=loss_fn, generator=torch.Generator().manual_seed(seed),
-                   desc="autoencoder", progress=progress)
-    return encoder.eval(), summary
+    return _fit_encoder(encoder, ("decoder", decoder), loss_fn, dataset, opts, pre, seed, desc="autoencoder",
+                        progress=progress)
 
 
 def _recipe_random_features(spec: ModelSpec, opts: Any, dataset: Dataset, pre: dict, progress: bool):
-    chans, size = _shape(dataset)
-    torch.manual_seed(int(spec.tags.seed))
-    model = build_arch(spec.arch, in_chans=chans, image_size=size, num_classes=0).eval()
-    return model, {"epochs": 0, "frozen": True}
+    encoder, _, _ = _encoder(spec, dataset)
+    return encoder.eval(), {"epochs": 0, "frozen": True}
 
 
 _RECIPES = {
@@ -264,11 +266,7 @@ _RECIPES = {
 
 def train_recipe(spec: ModelSpec, *, dataset: Dataset, progress: bool = True) -> tuple[nn.Module, dict, dict]:
     """Train a ``recipe:`` model; returns (model in eval mode, preprocessing config, training summary)."""
-    name = spec.target
-    try:
-        recipe = _RECIPES[name]
-    except KeyError:
-        raise ValueError(f"unknown recipe {name!r}; known: {', '.join(_RECIPES)}") from None
+    recipe = _RECIPES[spec.target]  # the study schema admits only names of zooscope.config.RECIPES
     opts = recipe_train_options(spec)
     pre = native_preprocess(dataset.images[dataset.split("train")])
     torch.use_deterministic_algorithms(True, warn_only=True)

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import ArchSpec, ModelSpec
-from ..data.datasets import Dataset
-from ..data.transforms import native_preprocess, timm_preprocess
-from .safeload import load_state_dict_file
+from zooscope.config import ArchSpec, ModelSpec
+from zooscope.data.datasets import Dataset
+from zooscope.data.transforms import native_preprocess, timm_preprocess
+from zooscope.zoo.safeload import load_state_dict_file
 
 __all__ = ["Fetched", "fetch_model", "build_network", "load_network"]
 
@@ -38,14 +38,8 @@ class Fetched:
     training: dict[str, Any] | None = None
 
 
-def _dataset_shape(dataset: Dataset) -> tuple[int, int]:
-    if dataset.images is None:
-        raise ValueError(f"{dataset.name}: models built for the dataset's own image size need an in-memory dataset")
-    return (1 if dataset.images.ndim == 3 else dataset.images.shape[-1]), dataset.images.shape[1]
-
-
 def _arch_builder(arch: ArchSpec, dataset: Dataset, num_classes: int) -> dict[str, Any]:
-    chans, size = _dataset_shape(dataset)
+    chans, size, _ = dataset.image_shape
     return {"kind": "arch", "arch": arch.model_dump(mode="json"), "in_chans": chans, "image_size": size,
             "num_classes": num_classes}
 
@@ -54,7 +48,7 @@ def build_network(builder: dict[str, Any]) -> nn.Module:
     """A freshly initialised network of the architecture a builder describes (no weights loaded)."""
     kind = builder.get("kind")
     if kind == "arch":
-        from .arch import build_arch
+        from zooscope.zoo.arch import build_arch
 
         return build_arch(ArchSpec(**builder["arch"]), in_chans=builder["in_chans"], image_size=builder["image_size"],
                           num_classes=builder["num_classes"])
@@ -80,7 +74,7 @@ def load_network(builder: dict[str, Any], weights_path: str) -> nn.Module:
 
 
 def _fetch_recipe(spec: ModelSpec, dataset: Dataset, progress: bool) -> Fetched:
-    from .recipes import train_recipe
+    from zooscope.zoo.recipes import train_recipe
 
     model, pre, summary = train_recipe(spec, dataset=dataset, progress=progress)
     num_classes = getattr(model, "num_classes", dataset.num_classes)

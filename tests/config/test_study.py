@@ -1,0 +1,301 @@
+"""zooscope.config: study files written as YAML text, each error checked for the key it names and what it allows."""
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zooscope.config import SOURCE_KINDS, StudyError, load_study, parse_study
+from zooscope.vocab import CATEGORIES, METHODOLOGY_TAGS, pair_category
+
+REPO = Path(__file__).resolve().parents[2]
+
+VALID = """\
+dataset:
+  source: digits
+  seed: 0
+  calibration_size: 0.15
+  eval_size: 0.3
+base: cnn_a
+threads: 1
+embed: {batch_size: 64}
+probe: {l2_grid: [0.01, 0.001], max_iter: 20, knn_k: 3}
+predict: {ece_bins: 10}
+similarity: {knn_k: 5, n_perm: 20, seed: 0, concat_all_up_to: 8, mix_fractions: [0, 0.5, 1], mix_dim: null}
+ensemble: {n_boot: 1000, seed: 0, matched_band: 0.02, greedy_max_size: 2, strongest: 1}
+report: {thumbnails: 8, compare_to: HEAD}
+mistakes: {consensus_share: 0.75, attack_subset: 20, eps: [0.03, 0.1], transfer_eps: 0.03}
+models:
+  cnn_a:
+    source: recipe:supervised
+    tags: {seed: 0, hyperparameters: adamw, architecture: cnn-w4, framework: supervised, data: digits-train}
+    arch: {kind: cnn, widths: [4, 8], hidden: 16}
+    train: {epochs: 1}
+  cnn_b:
+    source: recipe:supervised
+    tags: {seed: 1, hyperparameters: adamw, architecture: cnn-w4, framework: supervised, data: digits-train}
+    arch: {kind: cnn, widths: [4, 8], hidden: 16}
+    train: {epochs: 1}
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    path = _write(tmp_path, text)
+    with pytest.raises(StudyError) as err:
+        load_study(path)
+    message = str(err.value)
+    assert message.startswith(str(path)), message  # every error names the file
+    return message
+
+
+def test_valid_study_loads(tmp_path):
+    study = load_study(_write(tmp_path, VALID))
+    assert list(study.models) == ["cnn_a", "cnn_b"]
+    assert study.base == "cnn_a"
+    assert study.dataset.source == "digits"
+    assert study.dataset.calibration_size == 0.15
+    a = study.models["cnn_a"]
+    assert a.kind == "recipe" and a.target == "supervised"
+    assert a.arch.kind == "cnn" and a.arch.widths == (4, 8) and a.arch.hidden == 16
+    assert study.models["cnn_b"].tags.seed == 1
+    assert study.threads == 1 and study.embed.batch_size == 64 and study.predict.ece_bins == 10
+    assert study.probe.l2_grid == (0.01, 0.001) and study.probe.knn_k == 3
+    # the same mapping through parse_study gives the same object
+    assert parse_study(yaml.safe_load(VALID)) == study
+
+
+def test_missing_file_is_a_study_error(tmp_path):
+    with pytest.raises(StudyError, match="not found"):
+        load_study(tmp_path / "nope.yaml")
+
+
+def test_unknown_top_level_key(tmp_path):
+    msg = _error(tmp_path, VALID + "trainn: {epochs: 3}\n")
+    assert "trainn" in msg and "unknown key" in msg
+    for allowed in ("dataset", "base", "models", "embed", "probe", "predict", "ensemble", "similarity", "threads"):
+        assert allowed in msg
+
+
+def test_every_top_level_section_is_validated(tmp_path):
+    msg = _error(tmp_path, VALID + "flow: {anything: [1, 2]}\n")
+    assert "flow: unknown key" in msg and "mistakes" in msg
+
+
+def test_report_settings_are_checked(tmp_path):
+    study = load_study(_write(tmp_path, VALID))
+    assert study.report.thumbnails == 8 and study.report.compare_to == "HEAD"
+    msg = _error(tmp_path, VALID.replace("report: {thumbnails: 8,", "report: {thumbnails: 8, theme: dark,"))
+    assert "report.theme" in msg and "unknown key" in msg and "compare_to" in msg
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("n_boot: 1000", "n_boot: 200", ["ensemble.n_boot", "greater than or equal to 1000"]),
+    ("matched_band: 0.02", "matched_band: 0", ["ensemble.matched_band", "greater than 0"]),
+    ("strongest: 1}", "strongest: 1, bagging: 3}", ["ensemble.bagging", "unknown key", "n_boot", "matched_band"]),
+    ("n_perm: 20", "n_perm: 5", ["similarity.n_perm", "greater than or equal to 20"]),
+    ("eps: [0.03, 0.1]", "eps: [0.1, 0.03]", ["mistakes.eps", "increasing budgets"]),
+    ("consensus_share: 0.75", "consensus_share: 0", ["mistakes.consensus_share", "greater than 0"]),
+    ("transfer_eps: 0.03}", "transfer_eps: 0.03, attack: cw}", ["mistakes.attack", "unknown key", "transfer_attack"]),
+    ("mix_fractions: [0, 0.5, 1]", "mix_fractions: [0.5, 0, 1]", ["similarity.mix_fractions", "increasing"]),
+    ("mix_dim: null", "mix_dim: 1", ["similarity.mix_dim", "greater than or equal to 2"]),
+])
+def test_pairwise_settings_name_the_bad_key(tmp_path, old, new, expected):
+    assert old in VALID
+    msg = _error(tmp_path, VALID.replace(old, new))
+    for part in expected:
+        assert part in msg
+
+
+def test_pairwise_settings_are_typed_and_required(tmp_path):
+    study = load_study(_write(tmp_path, VALID))
+    assert study.ensemble.n_boot == 1000 and study.ensemble.matched_band == 0.02 and study.ensemble.strongest == 1
+    assert study.similarity.mix_fractions == (0, 0.5, 1) and study.similarity.mix_dim is None
+    msg = _error(tmp_path, "\n".join(line for line in VALID.splitlines() if not line.startswith("ensemble:")))
+    assert "ensemble: Field required" in msg
+
+
+def test_unknown_key_in_model_spec_lists_allowed_keys(tmp_path):
+    text = VALID.replace("  cnn_b:\n    source: recipe:supervised\n",
+                         "  cnn_b:\n    source: recipe:supervised\n    weigths: foo.pt\n")
+    msg = _error(tmp_path, text)
+    assert "models.cnn_b.weigths" in msg and "unknown key" in msg
+    for allowed in ("source", "tags", "arch", "train", "weights", "num_classes", "pretrained_file", "weak"):
+        assert allowed in msg
+
+
+def test_unknown_key_in_train_options_lists_allowed_keys(tmp_path):
+    msg = _error(tmp_path, VALID.replace("train: {epochs: 1}\n  cnn_b", "train: {epochs: 1, lr_max: 3}\n  cnn_b"))
+    assert "cnn_a" in msg and "train.lr_max" in msg and "unknown key" in msg
+    for allowed in ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "label_smoothing", "augment"):
+        assert allowed in msg
+
+
+def test_unknown_key_in_arch_lists_allowed_keys(tmp_path):
+    msg = _error(tmp_path, VALID.replace("widths: [4, 8], hidden: 16}\n    train: {epochs: 1}\n  cnn_b",
+                                         "widhts: [4, 8], hidden: 16}\n    train: {epochs: 1}\n  cnn_b"))
+    assert "models.cnn_a.arch: widhts" in msg
+    assert "allowed here" in msg and "widths" in msg and "hidden" in msg
+    assert "valid string" not in msg
+
+
+def test_wrong_type(tmp_path):
+    msg = _error(tmp_path, VALID.replace("train: {epochs: 1}\n  cnn_b", "train: {epochs: five}\n  cnn_b"))
+    assert "cnn_a" in msg and "train.epochs" in msg and "integer" in msg
+
+
+def test_wrong_type_in_stage_settings(tmp_path):
+    msg = _error(tmp_path, VALID.replace("knn_k: 3}", "knn_k: many}"))
+    assert "probe.knn_k" in msg and "integer" in msg
+
+
+def test_wrong_literal_lists_choices(tmp_path):
+    msg = _error(tmp_path, VALID.replace("kind: cnn, widths: [4, 8], hidden: 16}\n    train: {epochs: 1}\n  cnn_b",
+                                         "kind: rnn, widths: [4, 8], hidden: 16}\n    train: {epochs: 1}\n  cnn_b"))
+    assert "cnn_a" in msg and "rnn" in msg
+    for kind in ("cnn", "mlp", "timm_resnet", "timm_vit"):
+        assert kind in msg
+
+
+def test_duplicate_model_id(tmp_path):
+    text = VALID + (
+        "  cnn_a:\n"
+        "    source: recipe:supervised\n"
+        "    tags: {seed: 5, hyperparameters: adamw, architecture: cnn-w4, framework: supervised, data: digits-train}\n"
+        "    arch: {kind: cnn}\n"
+    )
+    lines = text.splitlines()
+    first = lines.index("  cnn_a:") + 1
+    second = len(lines) - 3
+    assert lines[second - 1] == "  cnn_a:"
+    msg = _error(tmp_path, text)
+    assert "duplicate" in msg and "cnn_a" in msg
+    assert re.search(rf"\bline {second}\b", msg), msg
+    assert re.search(rf"\bline {first}\b", msg), msg
+
+
+def test_duplicate_setting_inside_a_mapping(tmp_path):
+    msg = _error(tmp_path, VALID.replace("train: {epochs: 1}\n  cnn_b", "train: {epochs: 1, epochs: 2}\n  cnn_b"))
+    assert "duplicate" in msg and "epochs" in msg
+
+
+def test_invalid_model_id(tmp_path):
+    msg = _error(tmp_path, VALID.replace("  cnn_b:", '  "bad id!":'))
+    assert "bad id!" in msg
+    assert "letters" in msg and "digits" in msg and "'_'" in msg and "'-'" in msg
+
+
+def test_unknown_source_prefix(tmp_path):
+    msg = _error(tmp_path, VALID.replace("  cnn_b:\n    source: recipe:supervised", "  cnn_b:\n    source: pytorch:foo"))
+    assert "cnn_b" in msg and "pytorch:foo" in msg
+    for kind in ("recipe", "timm", "torchvision", "hf-hub", "file"):
+        assert f"{kind}:" in msg
+    assert set(SOURCE_KINDS) == {"recipe", "timm", "torchvision", "hf-hub", "file"}
+
+
+def test_unknown_methodology_tag(tmp_path):
+    msg = _error(tmp_path, VALID.replace("tags: {seed: 1,", "tags: {optimizer: sgd, seed: 1,"))
+    assert "models.cnn_b.tags.optimizer" in msg and "unknown key" in msg
+    for tag in METHODOLOGY_TAGS:
+        assert tag in msg.split("allowed here:")[1]
+
+
+def test_missing_methodology_tag(tmp_path):
+    msg = _error(tmp_path, VALID.replace("tags: {seed: 1, hyperparameters: adamw,", "tags: {seed: 1,"))
+    assert "models.cnn_b.tags.hyperparameters" in msg
+
+
+def test_unknown_recipe(tmp_path):
+    msg = _error(tmp_path, VALID.replace("  cnn_b:\n    source: recipe:supervised", "  cnn_b:\n    source: recipe:mixup"))
+    assert "mixup" in msg
+    for recipe in ("supervised", "distill", "simclr", "autoencoder", "random_features"):
+        assert recipe in msg
+
+
+def test_base_not_a_model(tmp_path):
+    msg = _error(tmp_path, VALID.replace("base: cnn_a", "base: cnn_z"))
+    assert "base" in msg and "cnn_z" in msg
+    assert "cnn_a" in msg and "cnn_b" in msg  # lists the ids
+
+
+def test_recipe_seed_must_be_an_integer(tmp_path):
+    msg = _error(tmp_path, VALID.replace("tags: {seed: 1,", "tags: {seed: unknown,"))
+    assert "cnn_b" in msg and "tags.seed" in msg and "integer" in msg and "unknown" in msg
+
+
+def test_non_recipe_seed_may_be_a_string(tmp_path):
+    text = VALID.split("  cnn_b:")[0] + (
+        "  hub_b:\n"
+        "    source: timm:resnet18.a1_in1k\n"
+        "    tags: {seed: unknown, hyperparameters: a1, architecture: resnet18, framework: supervised, data: in1k}\n"
+    )
+    study = load_study(_write(tmp_path, text))
+    assert study.models["hub_b"].tags.seed == "unknown"
+    assert study.models["hub_b"].kind == "timm" and study.models["hub_b"].target == "resnet18.a1_in1k"
+
+
+def test_unknown_dataset_source(tmp_path):
+    msg = _error(tmp_path, VALID.replace("source: digits", "source: mnist-c"))
+    assert "dataset.source" in msg and "mnist-c" in msg
+    for source in ("fashion-mnist", "digits", "imagefolder", "torchvision"):
+        assert source in msg
+
+
+def test_merge_keys_with_overrides_are_not_duplicates(tmp_path):
+    text = """\
+dataset: {source: digits}
+base: cnn_a
+threads: 1
+embed: {}
+probe: {}
+predict: {}
+ensemble: {}
+similarity: {}
+report: {}
+mistakes: {}
+models:
+  cnn_a:
+    source: recipe:supervised
+    tags: &tags {seed: 0, hyperparameters: adamw, architecture: cnn-w4, framework: supervised, data: digits-train}
+    arch: &arch {kind: cnn, widths: [4, 8], hidden: 16}
+    train: &train {epochs: 1, lr: 0.01}
+  cnn_b:
+    source: recipe:supervised
+    tags: {<<: *tags, seed: 1}
+    arch: *arch
+    train:
+      <<: *train
+      lr: 0.02
+      batch_size: 32
+"""
+    study = load_study(_write(tmp_path, text))
+    b = study.models["cnn_b"]
+    assert b.tags.seed == 1 and b.tags.hyperparameters == "adamw" and b.tags.data == "digits-train"
+    assert b.train == {"epochs": 1, "lr": 0.02, "batch_size": 32}
+    assert study.models["cnn_a"].train == {"epochs": 1, "lr": 0.01}  # the anchor itself is untouched
+    # an explicit key repeated beside a merge is still a duplicate
+    msg = _error(tmp_path, text.replace("      batch_size: 32\n", "      batch_size: 32\n      lr: 0.03\n"))
+    assert "duplicate" in msg and "'lr'" in msg
+
+
+def test_parse_study_rejects_non_mapping():
+    with pytest.raises(StudyError, match="mapping"):
+        parse_study([1, 2], source="x.yaml")
+
+
+def test_project_params_cover_every_category():
+    study = load_study(REPO / "params.yaml")
+    assert len(study.models) >= 16
+    base = study.models[study.base].tags.model_dump()
+    counts = Counter(pair_category(base, spec.tags.model_dump())
+                     for mid, spec in study.models.items() if mid != study.base)
+    assert set(CATEGORIES) == {"reinit", "hyperparameters", "architecture", "framework", "dataset"}
+    for category in CATEGORIES:
+        assert counts[category] >= 2, (category, counts)

@@ -1,0 +1,114 @@
+"""FGSM / PGD on tiny networks trained on digits, the transfer matrix, and probe round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from zooscope.mistakes import (attack, classifier, fgsm, matrix_correlation, pgd, pixel_inputs, predict,
+                               robust_accuracy, transfer_matrix)
+from zooscope.config import ArchSpec
+from zooscope.data.transforms import native_preprocess
+from zooscope.models import fit_probe, load_probe, save_probe
+from zooscope.zoo.arch import build_arch
+
+EPS = (0.0, 0.03, 0.1, 0.3)
+
+
+def _train(digits, arch: dict, *, num_classes: int, seed: int, pre: dict) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    model = build_arch(ArchSpec(**arch), in_chans=1, image_size=8, num_classes=num_classes)
+    tr = digits.split("train")
+    x = (pixel_inputs(digits, tr, pre) - pre["mean"][0]) / pre["std"][0]
+    y = torch.as_tensor(digits.labels[tr])
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(30):
+        for i in range(0, len(x), 128):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[i:i + 128]), y[i:i + 128]).backward()
+            opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def zoo(digits):
+    """Two tiny CNNs and an MLP with heads, and a headless random CNN with a fitted linear probe."""
+    torch.set_num_threads(1)
+    pre = native_preprocess(digits.images[digits.split("train")])
+    cnn = {"kind": "cnn", "widths": [4, 8], "hidden": 16}
+    fns = {f"cnn{s}": classifier(_train(digits, cnn, num_classes=10, seed=s, pre=pre), mean=pre["mean"], std=pre["std"])
+           for s in (0, 1)}
+    fns["mlp"] = classifier(_train(digits, {"kind": "mlp", "hidden": [32]}, num_classes=10, seed=0, pre=pre),
+                            mean=pre["mean"], std=pre["std"])
+    torch.manual_seed(2)
+    headless = build_arch(ArchSpec(**cnn), in_chans=1, image_size=8, num_classes=0).eval()
+    emb = {s: headless((pixel_inputs(digits, digits.split(s), pre) - pre["mean"][0]) / pre["std"][0]).detach().numpy()
+           for s in ("train", "calibration")}
+    probe = fit_probe(emb["train"], digits.labels[digits.split("train")], emb["calibration"],
+                      digits.labels[digits.split("calibration")], num_classes=10, l2_grid=(1e-3,), max_iter=200)
+    fns["headless"] = classifier(headless, mean=pre["mean"], std=pre["std"], probe=vars(probe))
+    ev = digits.split("eval")[:120]
+    return fns, pixel_inputs(digits, ev, pre), torch.as_tensor(digits.labels[ev]), (headless, probe, pre)
+
+
+def test_eps_zero_changes_nothing_and_accuracy_falls_as_eps_grows(zoo):
+    fns, x, y, _ = zoo
+    for name, fn in fns.items():
+        assert torch.equal(fgsm(fn, x, y, eps=0.0), x) and torch.equal(pgd(fn, x, y, eps=0.0, steps=3), x)
+        for method in ("fgsm", "pgd"):
+            acc = [robust_accuracy(fn, x, y, method=method, eps=e, steps=5) for e in EPS]
+            assert acc[0] == pytest.approx(float((predict(fn, x) == y.numpy()).mean()))
+            assert acc[0] > 0.5 and acc[-1] < acc[1] <= acc[0] and acc[-1] < 0.5 * acc[0], (name, method, acc)
+
+
+def test_pgd_stays_in_the_ball_and_is_seeded(zoo):
+    fns, x, y, _ = zoo
+    a = pgd(fns["cnn0"], x, y, eps=0.1, steps=4, seed=3)
+    assert (a - x).abs().max() <= 0.1 + 1e-6 and a.min() >= 0 and a.max() <= 1
+    assert torch.equal(a, pgd(fns["cnn0"], x, y, eps=0.1, steps=4, seed=3))
+    assert not torch.equal(a, pgd(fns["cnn0"], x, y, eps=0.1, steps=4, seed=4))
+    batched = attack(fns["cnn0"], x, y, method="fgsm", eps=0.1, batch_size=7)
+    assert torch.allclose(batched, fgsm(fns["cnn0"], x, y, eps=0.1), atol=1e-6)
+    with pytest.raises(ValueError, match="known: fgsm, pgd"):
+        attack(fns["cnn0"], x, y, method="cw", eps=0.1)
+
+
+@pytest.mark.parametrize("method", ["fgsm", "pgd"])
+def test_transfer_diagonal_is_each_models_own_robust_accuracy(zoo, method):
+    fns, x, y, _ = zoo
+    kept = tuple(fns)[:2]
+    got = transfer_matrix(fns, {m: x for m in fns}, y, method=method, eps=0.1, steps=3, keep=kept)
+    assert got.accuracy.shape == (4, 4) and np.isfinite(got.accuracy).all()
+    for i, m in enumerate(fns):
+        assert got.accuracy[i, i] == robust_accuracy(fns[m], x, y, method=method, eps=0.1, steps=3)
+    assert set(got.examples) == set(got.predictions) == set(kept)
+    for m in kept:  # the kept predictions are every target's answers on those examples: they give the matrix's row
+        assert got.examples[m].shape == (len(x), 1, 8, 8) and got.predictions[m].shape == (4, len(x))
+        for j, target in enumerate(fns):
+            np.testing.assert_array_equal(got.predictions[m][j], predict(fns[target], got.examples[m]))
+        np.testing.assert_array_equal((got.predictions[m] == y.numpy()).mean(1), got.accuracy[list(fns).index(m)])
+    # examples crafted on a model fool it more than they fool the others
+    assert (np.diag(got.accuracy)[:, None] <= got.accuracy + 1e-12).mean() > 0.8
+
+
+def test_headless_classifier_is_the_probe_on_the_embedding_and_probe_round_trips(zoo, tmp_path):
+    fns, x, _, (headless, probe, pre) = zoo
+    emb = headless((x - pre["mean"][0]) / pre["std"][0]).detach().numpy()
+    with torch.no_grad():
+        np.testing.assert_allclose(fns["headless"](x).numpy(), probe.logits(emb), rtol=1e-4, atol=1e-4)
+    save_probe(tmp_path / "probe.safetensors", probe)
+    back = load_probe(tmp_path / "probe.safetensors")
+    for k in ("mean", "scale", "weight", "bias"):
+        np.testing.assert_array_equal(getattr(back, k), getattr(probe, k))
+    assert back.l2 == probe.l2
+
+
+def test_matrix_correlation():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(5, 5))
+    got = matrix_correlation(a, 2 * a + 1)
+    assert got["pearson"] == pytest.approx(1.0) and got["spearman"] == pytest.approx(1.0) and got["n"] == 20
+    b = a.copy()
+    b[0, 1] = np.nan
+    assert matrix_correlation(a, b)["n"] == 19

@@ -1,0 +1,244 @@
+"""The report: reports/index.html of the tiny study in headless Chromium (offline, no console errors,
+every figure and image present), escaping of data strings, and `dvc metrics diff`, `dvc plots diff` and
+`zooscope diff` across two commits (one adds a model, one changes a recipe)."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from PIL import Image
+
+from tests.conftest import TINY_STUDY, write_study
+from tests.dvcrepo import _run, dvc, ran_stages
+from zooscope.report.page import Column, Html, esc, table, tag
+
+EVIL = "<script>alert(1)</script>"
+_CHROMIUM = shutil.which("chromium")
+_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+          "--disable-component-update", "--disable-sync"]
+# what the D1 acceptance check counts as loading from outside (links <a href> are fine)
+_EXTERNAL = re.compile(r"<(script|img|iframe|source|video|audio|embed)[^>]*\s(src|srcset|poster)\s*=\s*[\"']?(https?:)?//"
+                       r"|<link[^>]*href\s*=\s*[\"']?(https?:)?//|url\(\s*[\"']?(https?:)?//|@import\s+[\"']?(https?:)?//", re.I)
+# kappa by category, gain vs kappa, greedy curve, error consistency, CKA, mutual k-NN, specialisation, and the
+# adversarial transfer heatmap beside a second kappa heatmap
+_FIGURES = 9
+
+
+# --------------------------------------------------------------------------- page building blocks
+
+
+def test_helpers_escape_data_and_keep_their_own_markup():
+    assert esc(EVIL) == "&lt;script&gt;alert(1)&lt;/script&gt;" and esc(Html("<b>x</b>")) == "<b>x</b>"
+    html = tag("p", EVIL, title='"x" & <y>')
+    assert html == '<p title="&quot;x&quot; &amp; &lt;y&gt;">&lt;script&gt;alert(1)&lt;/script&gt;</p>'
+    rows = [{"model": EVIL, "acc": 0.5}, {"model": "b", "acc": None}]
+    out = table(rows, [Column("model", "model"), Column("acc", "acc", lambda v: f"{v:.2f}", True)], sortable=True)
+    assert "<script" not in out and 'data-v="0.5"' in out and "–" in out and 'class="sortable"' in out
+
+
+def test_critic_models_are_base_strongest_and_the_least_overlapping():
+    from zooscope.report.mistake_sections import critic_models
+
+    overlap = pl.DataFrame({"class": [0, 1, 0, 1, 0, 1], "model_a": ["a", "a", "a", "a", "c", "c"],
+                            "model_b": ["c", "c", "d", "d", "d", "d"], "overlap": [0.5, 0.1, 0.2, 0.2, 0.0, 0.0]})
+    # overlap with a (the strongest): c 0.3 on average, d 0.2; pairs without a do not count
+    assert critic_models(overlap, base="b", strongest="a") == ["b", "a", "d"]
+    assert critic_models(overlap, base="a", strongest="a") == ["a", "d"]
+    assert critic_models(overlap, base="d", strongest="a") == ["d", "a", "c"]
+
+
+# --------------------------------------------------------------------------- the rendered report
+
+
+def _chromium(url: str, work: Path, *extra: str) -> tuple[str, str, list[str]]:
+    """Open ``url`` headless with a fresh profile: (DOM after scripts ran, console messages, URLs the page asked for)."""
+    profile, netlog = work / "profile", work / "net.json"
+    proc = subprocess.run([_CHROMIUM, *_FLAGS, f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+                           f"--log-net-log={netlog}", *extra, "--dump-dom", url],
+                          capture_output=True, text=True, timeout=120)
+    shutil.rmtree(profile, ignore_errors=True)
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    return proc.stdout, "\n".join(console), _page_requests(netlog)
+
+
+def _page_requests(netlog: Path) -> list[str]:
+    """URLs the page requested (Chromium's own background requests have no origin as initiator)."""
+    text = netlog.read_text().rstrip()
+    events = json.loads(text if text.endswith("}") else text.rstrip(",") + "]}")
+    start = events["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    return [e["params"]["url"] for e in events["events"]
+            if e["type"] == start and e.get("params", {}).get("initiator", "not an origin") != "not an origin"]
+
+
+def _screenshot(url: str, png: Path, work: Path) -> Image.Image:
+    profile = work / "shot-profile"
+    subprocess.run([_CHROMIUM, *_FLAGS, f"--user-data-dir={profile}", "--window-size=1400,2400", "--hide-scrollbars",
+                    f"--screenshot={png}", url], capture_output=True, timeout=120, check=True)
+    shutil.rmtree(profile, ignore_errors=True)
+    return Image.open(png)
+
+
+needs_chromium = pytest.mark.skipif(_CHROMIUM is None, reason="needs Debian's chromium")
+
+
+@needs_chromium
+def test_the_browser_checks_catch_errors_and_requests(tmp_path):
+    """A page with a script error and an outside image trips both checks (so a clean result means something)."""
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><img src="http://127.0.0.1:9/x.png"><script>nosuch();</script>')
+    _, console, requests = _chromium(bad.as_uri(), tmp_path)
+    assert "nosuch is not defined" in console and requests == ["http://127.0.0.1:9/x.png"]
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_report_renders_offline_with_every_figure_and_image(studied, tmp_path):
+    repo, out = studied
+    assert "report" in ran_stages(out)
+    page = repo / "reports/index.html"
+    html = page.read_text()
+    assert not _EXTERNAL.search(html)
+    dom, console, requests = _chromium(page.as_uri(), tmp_path)
+    assert console == "" and requests == []
+    assert dom.count("<svg") == _FIGURES and len(re.findall(r'<svg[^>]*role="img"', dom)) == _FIGURES
+    thumbs = re.findall(r'<img src="data:image/png;base64,([^"]+)"', dom)
+    assert len(thumbs) == len(re.findall(r"<img", dom)) >= 3
+    for data in thumbs:
+        assert Image.open(io.BytesIO(base64.b64decode(data))).size == (72, 72)
+    for word in ("kappa", "ensemble", "CKA", "mutual k-NN", "accuracy-matched", "Samples every model gets wrong",
+                 "Consensus errors", "Prototypes and criticisms", "Adversarial transfer", "Adversarial examples",
+                 "near misses"):
+        assert word in dom
+    # MMD-critic: for each of the 10 digit classes, a row of prototypes and criticisms per model shown (the base,
+    # the strongest, the one whose prototypes overlap least with the strongest's)
+    shown = dom.count("prototype 1</div>")
+    assert shown in (20, 30) and dom.count("criticism 1<br>") == shown
+    for mid in TINY_STUDY["models"]:
+        assert f"<td>{mid}" in dom
+    # each section names its sources
+    assert dom.count('class="src"') >= 8 and "artifacts/pairs.parquet" in dom and "metrics/study.json" in dom
+    # the per-model table sorts
+    assert 'class="sortable"' in dom and 'data-v="' in dom
+    shot = _screenshot(page.as_uri(), tmp_path / "report.png", tmp_path)
+    keep = os.environ.get("ZOOSCOPE_SCREENSHOT_DIR")
+    if keep:
+        shutil.copy(tmp_path / "report.png", Path(keep) / "report.png")
+    assert shot.size == (1400, 2400)
+    colours = shot.convert("RGB").resize((140, 240)).getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 50  # not a blank page
+
+
+@pytest.fixture(scope="module")
+def report_data(studied):
+    """The tiny study's report inputs, loaded as the report stage loads them."""
+    from zooscope.config import load_study
+    from zooscope.report import load_report_data
+
+    repo, _ = studied
+    return load_report_data(load_study(repo / "params.yaml"), model_metrics=repo / "metrics/models",
+                            study_metrics=repo / "metrics/study.json", pairs=repo / "artifacts/pairs.parquet",
+                            per_class=repo / "artifacts/pairs_per_class.parquet", predictions=repo / "artifacts/predictions",
+                            mistakes=repo / "artifacts/mistakes", mistakes_metrics=repo / "metrics/mistakes.json")
+
+
+@pytest.mark.slow
+def test_another_module_adds_a_section(report_data):
+    from zooscope.report import BUILDERS, Section, build_report
+
+    def extra(data):
+        return [Section("extra", "Extra <section>", ("artifacts/extra.parquet",), tag("p", f"{len(data.classes)} classes"))]
+
+    html = build_report(report_data, builders=(*BUILDERS, extra))
+    assert '<section id="extra"><h2>Extra &lt;section&gt;</h2>' in html and 'href="#extra"' in html
+    assert "<code>artifacts/extra.parquet</code>" in html and "<p>10 classes</p>" in html
+    with pytest.raises(ValueError, match="anchor 'extra'"):
+        build_report(report_data, builders=(*BUILDERS, extra, extra))
+
+
+@pytest.mark.slow
+def test_a_script_tag_in_a_model_id_or_class_name_is_text(report_data):
+    from zooscope.report import build_report
+
+    data = report_data
+
+    def rename(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.with_columns(pl.col(c).replace("cnn_b", EVIL) for c in ("model", "model_a", "model_b", "winner")
+                                  if c in frame.columns)
+
+    evil = dataclasses.replace(
+        data, models=rename(data.models), pairs=rename(data.pairs), per_class=rename(data.per_class),
+        study_metrics=json.loads(json.dumps(data.study_metrics).replace("cnn_b", EVIL)),
+        predictions=dataclasses.replace(data.predictions, models=tuple(EVIL if m == "cnn_b" else m for m in data.predictions.models)),
+        classes=(EVIL, '"><img src=x onerror=alert(2)>', *data.classes[2:]))
+    html = build_report(evil)
+    assert html.count("<script") == 1  # the page's own sorting script
+    assert "<img src=x" not in html and "&quot;&gt;&lt;img src=x onerror=alert(2)&gt;" in html
+    assert not re.findall(r'<img(?! src="data:image/png;base64,)', html)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+# --------------------------------------------------------------------------- changes across commits
+
+
+def _commit(repo: Path, message: str) -> None:
+    _run(["git", "add", "-A"], repo)
+    _run(["git", "commit", "-qm", message], repo)
+
+
+def _changed_model_files(repo: Path, a: str, b: str) -> set[str]:
+    shown = json.loads(dvc(repo, "metrics", "diff", a, b, "--json").stdout)
+    return {Path(f).stem for f in shown if f.startswith("metrics/models/")}
+
+
+@pytest.mark.slow
+def test_diffs_across_two_commits_show_exactly_the_changes(grown, tmp_path):
+    work = tmp_path / "repo"  # the studied commit, and mlp_b added and reproduced on top
+    shutil.copytree(grown[0], work, symlinks=True)
+    study = yaml.safe_load((work / "params.yaml").read_text())
+    report = (work / "reports/index.html").read_text()
+    assert "Changes since HEAD" in report and "<code>mlp_b</code>" in report
+    _commit(work, "add mlp_b")
+    study["models"]["cnn_b"]["train"] = {**study["models"]["cnn_b"]["train"], "lr": 0.02}
+    write_study(work / "params.yaml", study)
+    out = dvc(work, "repro").stdout
+    assert {s for s in ran_stages(out) if "@" in s} == {f"{s}@cnn_b" for s in ("fetch", "embed", "probe", "predict")}
+    _commit(work, "cnn_b: another learning rate")
+
+    # dvc metrics diff: the added model, then the changed one, and nothing else per model
+    assert _changed_model_files(work, "HEAD~2", "HEAD~1") == {"mlp_b"}
+    assert _changed_model_files(work, "HEAD~1", "HEAD") == {"cnn_b"}
+    per_category = json.loads(dvc(work, "metrics", "diff", "HEAD~1", "HEAD", "--json").stdout)["metrics/study.json"]
+    assert any(key.startswith("categories.reinit.kappa") for key in per_category)
+
+    # dvc plots diff: both revisions' heatmaps, differing only in the pairs of cnn_b
+    plots = json.loads(dvc(work, "plots", "diff", "HEAD~1", "HEAD", "--json", "--split", "-o", str(tmp_path / "p")).stdout)
+    heatmap = plots["data"]["plots/error_consistency_heatmap.csv"][0]
+    assert heatmap["type"] == "vega" and set(heatmap["revisions"]) == {"HEAD~1", "HEAD"}
+    rows = heatmap["anchor_definitions"]["<DVC_METRIC_DATA>"]
+    by_rev = {rev: {(r["model_a"], r["model_b"]): r["value"] for r in rows if r["rev"] == rev} for rev in ("HEAD~1", "HEAD")}
+    changed = {pair for pair, v in by_rev["HEAD"].items() if v != by_rev["HEAD~1"][pair]}
+    assert changed and all("cnn_b" in pair for pair in changed)
+
+    # zooscope diff: exactly those changes, in the terminal and in reports/diff.html
+    added = _run([sys.executable, "-m", "zooscope.cli", "diff", "HEAD~2", "HEAD~1"], work).stdout
+    assert re.search(r"^models added +mlp_b$", added, re.M) and re.search(r"^models changed +\(none\)$", added, re.M)
+    assert "per-model metrics: no changes" in added
+    changed_out = _run([sys.executable, "-m", "zooscope.cli", "diff", "HEAD~1", "HEAD"], work).stdout
+    assert re.search(r"^models added +\(none\)$", changed_out, re.M) and re.search(r"^models changed +cnn_b$", changed_out, re.M)
+    models_listed = {line.split()[0] for line in changed_out.split("per-model metrics")[1].split("per category")[0].splitlines()[2:]
+                     if line.strip()}
+    assert models_listed == {"cnn_b"}
+    page = (work / "reports/diff.html").read_text()
+    assert "<code>cnn_b</code>" in page and not _EXTERNAL.search(page)

@@ -1,0 +1,141 @@
+"""zooscope.similarity.cka against explicit n x n Gram matrices, brute-force neighbours and invariants."""
+
+import functools
+
+import numpy as np
+import pytest
+from scipy.stats import ortho_group
+
+from zooscope.similarity import (cka_scores, knn_ids, linear_cka, linear_cka_debiased, mutual_knn, mutual_knn_scores,
+                                 permutation_null)
+
+
+def _pair(n=60, d1=8, d2=5, noise=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d1))
+    return x, x @ rng.normal(size=(d1, d2)) + noise * rng.normal(size=(n, d2))
+
+
+def _gram_cka(x, y):
+    """Kornblith et al. 2019 eq. via centred n x n Gram matrices: HSIC(K, L) = tr(K H L H)."""
+    n = len(x)
+    h = np.eye(n) - 1 / n
+    gram_x, gram_y = x @ x.T, y @ y.T
+
+    def hsic(a, b):
+        return np.trace(a @ h @ b @ h)
+
+    return hsic(gram_x, gram_y) / np.sqrt(hsic(gram_x, gram_x) * hsic(gram_y, gram_y))
+
+
+def _gram_hsic_unbiased(gram_x, gram_y):
+    """Song et al. 2012 HSIC_1 written literally with n x n matrices."""
+    n = len(gram_x)
+    kt, lt = gram_x - np.diag(np.diag(gram_x)), gram_y - np.diag(np.diag(gram_y))
+    one = np.ones(n)
+    return (np.trace(kt @ lt) + (one @ kt @ one) * (one @ lt @ one) / ((n - 1) * (n - 2))
+            - 2 / (n - 2) * one @ kt @ lt @ one) / (n * (n - 3))
+
+
+def _gram_cka_debiased(x, y):
+    gx, gy = x @ x.T, y @ y.T  # uncentred on purpose: HSIC_1 of linear kernels is translation invariant
+    return _gram_hsic_unbiased(gx, gy) / np.sqrt(_gram_hsic_unbiased(gx, gx) * _gram_hsic_unbiased(gy, gy))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cka_matches_gram_matrix_form(seed):
+    x, y = _pair(seed=seed)
+    x, y = x + 3.0, y - 2.0  # an offset the functions must centre away
+    assert linear_cka(x, y) == pytest.approx(_gram_cka(x, y), rel=1e-10)
+    assert linear_cka_debiased(x, y) == pytest.approx(_gram_cka_debiased(x, y), rel=1e-9)
+
+
+def test_debiased_cka_is_lower_for_unrelated_wide_features():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 40)), rng.normal(size=(50, 40))
+    assert linear_cka(x, y) > 0.4  # the bias of the plain estimator at d close to n
+    assert abs(linear_cka_debiased(x, y)) < 0.1
+
+
+def test_cka_invariances():
+    x, _ = _pair()
+    q = ortho_group.rvs(x.shape[1], random_state=0)
+    for fn in (linear_cka, linear_cka_debiased):
+        assert fn(x, x @ q) == pytest.approx(1.0)
+        assert fn(x, 3.5 * x) == pytest.approx(1.0)
+        assert fn(x, x + 10.0) == pytest.approx(1.0)
+
+
+def test_cka_rejects_misaligned_samples():
+    with pytest.raises(ValueError, match="same samples"):
+        linear_cka(np.ones((5, 2)), np.ones((6, 2)))
+    with pytest.raises(ValueError, match="at least 4"):
+        linear_cka_debiased(np.ones((3, 2)), np.ones((3, 2)))
+
+
+def _brute_mutual_knn(x, y, k):
+    def neighbours(z):
+        z = z / np.linalg.norm(z, axis=1, keepdims=True)
+        sim = z @ z.T
+        np.fill_diagonal(sim, -np.inf)
+        return np.argsort(-sim, axis=1)[:, :k]
+
+    nx, ny = neighbours(x), neighbours(y)
+    return np.mean([len(set(a) & set(b)) / k for a, b in zip(nx, ny, strict=True)])
+
+
+def test_mutual_knn_matches_brute_force():
+    x, y = _pair(n=200, noise=2.0)
+    for k in (1, 5, 10):
+        assert mutual_knn(x, y, k=k) == pytest.approx(_brute_mutual_knn(x, y, k))
+
+
+def test_mutual_knn_invariants():
+    x, _ = _pair(n=100)
+    assert mutual_knn(x, x) == 1.0
+    assert mutual_knn(x, 4.0 * x @ ortho_group.rvs(x.shape[1], random_state=1)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="k must be"):
+        mutual_knn(x, x, k=100)
+
+
+def test_permutation_null():
+    x, y = _pair(n=100, noise=0.5)
+    mean, std, corrected = permutation_null(linear_cka, x, y, n_perm=20, seed=0)
+    rng = np.random.default_rng(0)
+    null = [linear_cka(x, y[rng.permutation(len(y))]) for _ in range(20)]
+    assert (mean, std) == pytest.approx((np.mean(null), np.std(null, ddof=1)))
+    assert corrected == pytest.approx(linear_cka(x, y) - mean)
+    assert 0 < mean < linear_cka(x, y)
+    assert permutation_null(linear_cka, x, y, seed=0) == (mean, std, corrected)
+
+    knn = functools.partial(mutual_knn, k=5)
+    knn_mean, _, knn_corrected = permutation_null(knn, x, y, n_perm=5)
+    assert knn_mean < 0.2 < knn_corrected
+
+
+def test_permutation_null_of_an_order_free_score_is_zero():
+    x, y = _pair(n=30)
+    _, std, corrected = permutation_null(lambda a, b: float(a.sum() + b.sum()), x, y, n_perm=5)
+    assert std == pytest.approx(0, abs=1e-9) and corrected == pytest.approx(0, abs=1e-9)
+
+
+def test_cka_scores_equal_the_generic_permutation_null():
+    x, y = _pair(n=80, d1=12, d2=7, noise=0.7, seed=3)
+    got = cka_scores(x, y, n_perm=20, seed=5)
+    for name, fn in (("cka", linear_cka), ("cka_debiased", linear_cka_debiased)):
+        mean, std, corrected = permutation_null(fn, x, y, n_perm=20, seed=5)
+        assert got[name] == pytest.approx(fn(x, y), rel=1e-12)
+        assert (got[f"{name}_null"], got[f"{name}_null_std"], got[f"{name}_corrected"]) == pytest.approx(
+            (mean, std, corrected), rel=1e-9, abs=1e-12)
+    assert got["cka_debiased_null"] == pytest.approx(0, abs=0.05)  # debiased: unrelated is near 0
+
+
+def test_mutual_knn_scores_equal_the_generic_permutation_null():
+    x, y = _pair(n=150, noise=1.5, seed=2)
+    got = mutual_knn_scores(knn_ids(x, k=5), knn_ids(y, k=5), n_perm=20, seed=1)
+    mean, std, corrected = permutation_null(functools.partial(mutual_knn, k=5), x, y, n_perm=20, seed=1)
+    assert got["mutual_knn"] == mutual_knn(x, y, k=5)
+    assert (got["mutual_knn_null"], got["mutual_knn_null_std"], got["mutual_knn_corrected"]) == pytest.approx(
+        (mean, std, corrected), abs=1e-12)
+    same = mutual_knn_scores(knn_ids(x, k=5), knn_ids(x, k=5), n_perm=3)
+    assert same["mutual_knn"] == 1.0 and same["mutual_knn_null"] < 0.2

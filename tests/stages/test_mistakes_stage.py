@@ -1,0 +1,65 @@
+"""The mistakes stage under a real `dvc repro` of the tiny digits study, and `zooscope explain` on it."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.conftest import TINY_STUDY
+from tests.dvcrepo import _run, dvc
+from zooscope.report.data import load_mistakes
+from zooscope.report.mistake_sections import consensus_rows, critic_picks, transfer_view
+
+pytestmark = pytest.mark.slow
+MODELS = list(TINY_STUDY["models"])
+CFG = TINY_STUDY["mistakes"]
+
+
+def test_mistakes_tables_metrics_and_findings(studied):
+    repo, out = studied
+    art = repo / "artifacts/mistakes"
+    assert (repo / "artifacts/probes/randfeat/probe.safetensors").exists()  # the headless model's probe weights
+    tax = pl.read_parquet(art / "taxonomy.parquet")
+    for row in tax.iter_rows(named=True):
+        pred = pl.read_parquet(repo / f"artifacts/predictions/{row['model']}/eval.parquet")
+        assert row["correct"] == pred["correct"].sum() and row["n"] == row["correct"] + row["near_miss"] + row["far_miss"]
+    # the transfer matrix's diagonal is each model's own robust accuracy, also in the robustness table
+    loaded = load_mistakes(art, repo / "metrics/mistakes.json")
+    section = transfer_view(loaded.tables["transfer"], loaded.metrics["transfer_kappa"])
+    assert section["models"] == MODELS and section["transfer"].shape == (4, 4)
+    rob = pl.read_parquet(art / "robustness.parquet").filter(attack=CFG["transfer_attack"], eps=CFG["transfer_eps"])
+    own = dict(rob.select("model", "accuracy").iter_rows())
+    assert np.diag(section["transfer"]).tolist() == [own[m] for m in MODELS]
+    pairs = pl.read_parquet(repo / "artifacts/pairs.parquet")
+    k = pairs.filter(model_a="cnn_a", model_b="mlp")["kappa"][0]
+    assert section["kappa"][0, 2] == section["kappa"][2, 0] == pytest.approx(k)
+    clean = pl.read_parquet(art / "robustness.parquet").filter(eps=0.0, attack="pgd")
+    assert (clean["accuracy"].to_numpy() >= rob.sort("model")["accuracy"].to_numpy()).all()
+    picks = critic_picks(loaded.tables["prototypes"])
+    assert set(picks) == set(MODELS) and all(len(c["prototypes"]) == CFG["prototypes"] for c in picks["cnn_a"].values())
+    consensus = consensus_rows(loaded.tables["consensus"], MODELS, top=3)
+    assert all(set(r["votes"]) == set(MODELS) and r["share"] >= CFG["consensus_share"] for r in consensus)
+    rows, images = loaded.tables["adversarial"].to_dicts(), loaded.adversarial_images
+    assert len(rows) == len(images) and (images.min() >= 0 if len(images) else True)
+    metrics = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    shown = next(v["data"]["metrics/mistakes.json"]["data"] for v in metrics.values())
+    assert shown["consensus_errors"] == len(pl.read_parquet(art / "consensus.parquet"))
+    assert set(shown["taxonomy"]) == set(MODELS)
+    stored = json.loads((repo / "metrics/mistakes.json").read_text())
+    assert [f.split(":")[0] for f in stored["findings"]] == ["consensus errors", "neighbour disagreement",
+                                                            "adversarial transfer"]
+    assert "\n".join(stored["findings"]) + "\n" in out  # printed at the end of the stage
+
+
+def test_explain_prints_the_nearest_training_samples(studied, digits):
+    repo, _ = studied
+    sample = int(digits.sample_ids[digits.split("eval")[0]])
+    proc = _run([sys.executable, "-m", "zooscope.cli", "explain", "cnn_a", str(sample), "-k", "3"], repo)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith(f"sample {sample} (eval split") and len(lines) == 6
+    train_ids = set(digits.sample_ids[digits.split("train")].tolist())
+    assert all(int(line.split()[1]) in train_ids for line in lines[2:5])

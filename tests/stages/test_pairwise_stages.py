@@ -1,0 +1,70 @@
+"""The pairwise stages (similarity, ensemble) under a real `dvc repro` of the tiny digits study."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.conftest import TINY_STUDY
+from tests.dvcrepo import dvc, ran_stages
+from zooscope.ensemble import bootstrap_pair, disagreement, error_consistency, pair_ensemble
+from zooscope.ensemble import PAIRS_COLUMNS
+from zooscope.vocab import CATEGORIES
+from zooscope.similarity import linear_cka, linear_cka_debiased, mutual_knn
+
+pytestmark = pytest.mark.slow
+
+
+def test_pairs_table_matches_a_pair_recomputed_from_the_prediction_files(studied):
+    repo, _ = studied
+    frame = pl.read_parquet(repo / "artifacts/pairs.parquet")
+    assert tuple(frame.columns[:len(PAIRS_COLUMNS)]) == PAIRS_COLUMNS
+    assert len(frame) == 6 and set(frame["category"]) <= set(CATEGORIES)
+    row = frame.filter(model_a="cnn_a", model_b="mlp").row(0, named=True)
+    probs, correct, pred = {}, {}, {}
+    for mid in ("cnn_a", "mlp"):
+        table = pl.read_parquet(repo / f"artifacts/predictions/{mid}/eval.parquet")
+        probs[mid] = np.load(repo / f"artifacts/predictions/{mid}/eval_probs.npy")
+        correct[mid], pred[mid], labels = table["correct"].to_numpy(), table["pred"].to_numpy(), table["label"].to_numpy()
+    agree = error_consistency(correct["cnn_a"], correct["mlp"])
+    ens = pair_ensemble(probs["cnn_a"], probs["mlp"], labels)
+    ens_correct = (probs["cnn_a"].astype(np.float64) + probs["mlp"]).argmax(1) == labels
+    boot = bootstrap_pair(correct["cnn_a"], correct["mlp"], ens_correct, n_boot=TINY_STUDY["ensemble"]["n_boot"],
+                          seed=TINY_STUDY["ensemble"]["seed"])
+    expected = {key: agree[key] for key in ("kappa", "kappa_max", "error_inconsistency", "error_corr")} | {
+        "acc_a": ens["acc_a"], "acc_b": ens["acc_b"], "ens_acc": ens["acc_ensemble"], "gain": ens["gain"],
+        "conversion": ens["conversion_rate"], "disagreement": disagreement(pred["cnn_a"], pred["mlp"]),
+        "kappa_lo": boot["kappa"][0], "kappa_hi": boot["kappa"][1], "gain_lo": boot["gain"][0], "gain_hi": boot["gain"][1],
+    }
+    for key, value in expected.items():
+        assert row[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+    x, y = (np.load(repo / f"artifacts/embeddings/{mid}/eval.npy") for mid in ("cnn_a", "mlp"))
+    assert row["cka"] == pytest.approx(linear_cka(x, y)) and row["cka_debiased"] == pytest.approx(linear_cka_debiased(x, y))
+    assert row["mutual_knn"] == mutual_knn(x, y, k=TINY_STUDY["similarity"]["knn_k"])
+    assert row["category"] == "architecture" and 0 < row["concat_probe_acc"] <= 1
+
+
+def test_study_metrics_plots_and_finding(studied, tmp_path):
+    repo, out = studied
+    shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    study = next(v["data"]["metrics/study.json"]["data"] for v in shown.values())
+    assert study["pairs"] == 6 and study["categories"] and study["finding"].startswith("kappa, ")
+    assert set(study["categories"]) | set(study["categories_matched"]) <= set(CATEGORIES) and len(study["greedy"]) == 4
+    stored = json.loads((repo / "metrics/study.json").read_text())
+    assert [f.split(",")[0] for f in stored["findings"]] == ["kappa", "error_inconsistency", "gain"]
+    assert f"\n{study['finding']}\n" in out  # printed at the end of the ensemble stage
+    plots = json.loads(dvc(repo, "plots", "show", "--json", "-o", str(tmp_path / "html")).stdout)["data"]
+    for name in ("cka_heatmap", "kappa_by_category", "gain_vs_kappa", "greedy_curve"):
+        assert plots[f"plots/{name}.csv"] and plots[f"plots/{name}.csv"][0]["type"] == "vega", name
+
+
+def test_adding_a_model_computes_only_its_pairs(grown):
+    work, out = grown
+    stages = [*(f"{s}@mlp_b" for s in ("fetch", "embed", "probe", "predict")), "similarity", "ensemble", "mistakes", "report"]
+    assert sorted(ran_stages(out)) == sorted(stages)
+    assert "similarity: 10 pairs, 4 computed" in out and "ensemble: 10 pairs, 4 computed" in out
+    assert "concatenated probes 10, 4 computed" in out
+    assert len(pl.read_parquet(work / "artifacts/pairs.parquet")) == 10

@@ -1,0 +1,38 @@
+"""The artifact layout's readers and views, against hand-worked examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from zooscope.artifacts import embedding_file, load_embeddings, pair_matrix, unordered_pairs
+
+
+def test_pair_matrix_of_an_unordered_table_is_symmetric_and_leaves_gaps_nan():
+    pairs = pl.DataFrame({"model_a": ["a", "a", "x"], "model_b": ["b", "c", "a"], "kappa": [0.5, None, 0.9]})
+    got = pair_matrix(pairs, ["c", "b", "a"], "kappa", diagonal=1.0)
+    want = np.array([[1.0, np.nan, np.nan], [np.nan, 1.0, 0.5], [np.nan, 0.5, 1.0]])  # a-c is null, x is not shown
+    np.testing.assert_array_equal(got, want)
+
+
+def test_pair_matrix_of_an_ordered_table_keeps_direction():
+    rows = pl.DataFrame({"source": ["a", "a", "b", "b"], "target": ["a", "b", "a", "b"], "acc": [0.1, 0.7, 0.6, 0.2]})
+    got = pair_matrix(rows, ["a", "b"], "acc", rows="source", cols="target", symmetric=False)
+    np.testing.assert_array_equal(got, [[0.1, 0.7], [0.6, 0.2]])
+
+
+def test_unordered_pairs_follow_study_order():
+    assert unordered_pairs(["m2", "m1", "m3"]) == [("m2", "m1"), ("m2", "m3"), ("m1", "m3")]
+    with pytest.raises(ValueError, match="at least two models"):
+        unordered_pairs(["only"])
+
+
+def test_load_embeddings_names_the_file_that_is_missing_or_the_wrong_size(tmp_path):
+    np.save(embedding_file(tmp_path, "train"), np.zeros((4, 2), np.float32))
+    got = load_embeddings(tmp_path, ("train",), rows={"train": 4})
+    assert got["train"].shape == (4, 2) and isinstance(got["train"], np.memmap)
+    with pytest.raises(ValueError, match=r"train\.npy: 4 rows but the train split has 5 samples"):
+        load_embeddings(tmp_path, ("train",), rows={"train": 5})
+    with pytest.raises(FileNotFoundError, match=r"eval\.npy: embeddings not found"):
+        load_embeddings(tmp_path, ("train", "eval"))

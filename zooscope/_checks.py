@@ -1,0 +1,73 @@
+"""The checks at the library's public boundary: class labels, correctness indicators, score matrices and
+embeddings. Each returns its input as the array the private core trusts, or raises a ``ValueError`` that
+names the argument, the shape or values it got and what was expected."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_labels", "as_correct", "check_scores", "check_same_shape", "check_embeddings"]
+
+
+def as_labels(labels: np.ndarray, *, n: int | None = None, num_classes: int | None = None,
+              allow_empty: bool = False) -> np.ndarray:
+    """``labels`` as int64 [n] class indices in [0, num_classes).
+
+    Args:
+        n: the number of samples the labels must have (None: any).
+        num_classes: the exclusive upper bound of a label (None: any non-negative index).
+        allow_empty: accept zero labels.
+    """
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or (n is not None and len(arr) != n) or (len(arr) == 0 and not allow_empty):
+        want = f"[{n}]" if n is not None else "[n_samples]" + ("" if allow_empty else " with n_samples > 0")
+        raise ValueError(f"labels must be a 1-D array of class indices {want}, got shape {arr.shape}")
+    if len(arr) == 0:
+        return arr.astype(np.int64)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"labels must be integer class indices, got dtype {arr.dtype}")
+    if arr.min() < 0 or (num_classes is not None and arr.max() >= num_classes):
+        bound = f"[0, {num_classes})" if num_classes is not None else "[0, inf)"
+        raise ValueError(f"labels must be class indices in {bound}, got values in [{arr.min()}, {arr.max()}]")
+    return arr.astype(np.int64, copy=False)
+
+
+def as_correct(name: str, correct: np.ndarray, *, ndim: int = 1) -> np.ndarray:
+    """``correct`` as a bool array of ``ndim`` dimensions (the last one samples, non-empty); 0/1 integers are accepted."""
+    arr = np.asarray(correct)
+    if arr.ndim != ndim or arr.shape[-1] == 0:
+        raise ValueError(f"{name} must be a non-empty {ndim}-D array of correctness indicators, got shape {arr.shape}")
+    if arr.dtype != bool:
+        if not (np.issubdtype(arr.dtype, np.number) and np.isin(arr, (0, 1)).all()):
+            raise ValueError(f"{name} must be bool or 0/1, got dtype {arr.dtype}")
+        arr = arr.astype(bool)
+    return arr
+
+
+def check_scores(name: str, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``scores`` [n, num_classes] aligned with checked ``labels`` [n], wide enough for every label."""
+    arr = np.asarray(scores)
+    if arr.ndim != 2 or arr.shape[0] != len(labels):
+        raise ValueError(f"{name} must be [n_samples={len(labels)}, num_classes], got shape {arr.shape}")
+    if len(labels) and labels.max() >= arr.shape[1]:
+        raise ValueError(f"labels reach {labels.max()} but {name} has only {arr.shape[1]} classes")
+    return arr
+
+
+def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
+    """Two per-sample arrays of one pair must cover the same samples in the same order."""
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} {a.shape} and {name_b} {b.shape} must have the same shape (same samples and order)")
+
+
+def check_embeddings(x: np.ndarray, y: np.ndarray, *, min_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two embeddings of the same samples: x [n, d1], y [n, d2], n >= ``min_samples``."""
+    x, y = np.asarray(x), np.asarray(y)
+    for name, arr in (("x", x), ("y", y)):
+        if arr.ndim != 2 or arr.shape[1] == 0:
+            raise ValueError(f"{name} must be a 2-D [n_samples, n_features] array, got shape {arr.shape}")
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} samples but y has {len(y)}; both must embed the same samples, same order")
+    if len(x) < min_samples:
+        raise ValueError(f"need at least {min_samples} samples, got {len(x)}")
+    return x, y

@@ -1,0 +1,226 @@
+"""The artifact layout: the name of every file a stage writes, how later stages and commands read them back,
+and the aligned views the pairwise stages use.
+
+``dvc.yaml`` chooses each stage's folders (``--out artifacts/models/<id>``); the file names inside them are
+fixed here, so a stage, the report and the commands agree on them. Commands that are not stages
+(``zooscope table``, ``diff``, ``explain``, the Prefect flow) read the default locations below, which are
+the ones ``dvc.yaml`` uses. The default study's tree:
+
+    artifacts/models/<id>/        weights.safetensors, card.json                       fetch@<id>
+    artifacts/embeddings/<id>/    <split>.npy, <split>_logits.npy (with a head)          embed@<id>
+    artifacts/probes/<id>/        probe.json, probe.safetensors, <split>_logits.npy      probe@<id>
+    artifacts/predictions/<id>/   eval.parquet, eval_probs.npy                           predict@<id>
+    metrics/models/<id>.json                                                             predict@<id>
+    artifacts/similarity.parquet, artifacts/feature_mixes.parquet, artifacts/pair_cache/similarity/   similarity
+    artifacts/pairs.parquet, artifacts/pairs_per_class.parquet, artifacts/pair_cache/ensemble/,
+    metrics/study.json                                                                   ensemble
+    artifacts/mistakes/<table>.parquet, adversarial_images.npy, metrics/mistakes.json    mistakes
+    reports/index.html                                                                   report
+
+Pairwise numbers are only meaningful when both models saw the same samples in the same order, so
+:func:`read_predictions` checks every model's predictions against the first one's sample ids and
+labels once, before any pair is computed.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from zooscope.data.datasets import SPLITS
+from zooscope.io import read_json
+
+__all__ = [
+    "PARAMS", "EMBEDDINGS", "MODEL_METRICS", "STUDY_METRICS", "REPORT", "DIFF_REPORT",
+    "WEIGHTS", "CARD", "PROBE_SUMMARY", "PROBE_WEIGHTS", "PREDICTIONS", "PROBS", "MISTAKES_TABLES", "ADVERSARIAL_IMAGES",
+    "embedding_file", "logits_file", "model_metrics_file", "mistakes_file",
+    "read_card", "read_cards", "load_embeddings", "read_probe_summary", "read_model_metrics", "read_mistakes",
+    "Predictions", "read_predictions", "unordered_pairs", "pair_matrix",
+]
+
+# ------------------------------------------------------------------ default locations (those of dvc.yaml)
+
+PARAMS = "params.yaml"
+EMBEDDINGS = "artifacts/embeddings"
+MODEL_METRICS = "metrics/models"
+STUDY_METRICS = "metrics/study.json"
+REPORT = "reports/index.html"
+DIFF_REPORT = "reports/diff.html"
+
+# ------------------------------------------------------------------ file names inside a stage's folder
+
+WEIGHTS = "weights.safetensors"  # fetch: the network's state dict
+CARD = "card.json"  # fetch: source, sha256, tags, size, preprocessing, how to rebuild the network
+PROBE_SUMMARY = "probe.json"  # probe: probe and k-NN accuracy, the chosen L2
+PROBE_WEIGHTS = "probe.safetensors"  # probe: mean, scale, weight, bias
+PREDICTIONS = "eval.parquet"  # predict: sample_id, label, pred, correct, true_prob, top5
+PROBS = "eval_probs.npy"  # predict: float32 [n, C], temperature-scaled
+#: The mistakes stage's tables, one ``<name>.parquet`` each.
+MISTAKES_TABLES = ("taxonomy", "confusions", "consensus", "neighbours", "prototypes", "prototype_overlap",
+                   "robustness", "transfer", "adversarial")
+ADVERSARIAL_IMAGES = "adversarial_images.npy"  # mistakes: float32 [rows, C, H, W] of adversarial.parquet
+
+
+def embedding_file(folder: str | Path, split: str) -> Path:
+    """An embed folder's float32 [n_split, d] embeddings of one split."""
+    return Path(folder) / f"{split}.npy"
+
+
+def logits_file(folder: str | Path, split: str) -> Path:
+    """float32 [n_split, C] logits of one split: the head's (embed folder) or the probe's (probe folder)."""
+    return Path(folder) / f"{split}_logits.npy"
+
+
+def model_metrics_file(metrics_dir: str | Path, model: str) -> Path:
+    """One model's metrics (top1, top5, nll, ece, temperature, probe_acc, knn_acc), a DVC metric."""
+    return Path(metrics_dir) / f"{model}.json"
+
+
+def mistakes_file(folder: str | Path, table: str) -> Path:
+    """One of the mistakes stage's tables (:data:`MISTAKES_TABLES`)."""
+    return Path(folder) / f"{table}.parquet"
+
+
+# ------------------------------------------------------------------ readers
+
+
+def read_card(model_dir: str | Path) -> dict[str, Any]:
+    """A model folder's ``card.json``."""
+    return read_json(Path(model_dir) / CARD)
+
+
+def read_cards(models_dir: str | Path, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``card.json`` of each model under ``models_dir/<id>/``."""
+    return {mid: read_card(Path(models_dir) / mid) for mid in ids}
+
+
+def load_embeddings(folder: str | Path, splits: Sequence[str] = SPLITS, *,
+                    rows: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    """split -> an embed folder's embeddings, memory-mapped float32 [n_split, d].
+
+    Args:
+        rows: split -> the samples it must hold (the dataset's split sizes); None: not checked.
+
+    Raises:
+        FileNotFoundError: a split's file is missing; ValueError: it holds another number of rows (both name
+            the file and the stage to re-run).
+    """
+    out = {}
+    for split in splits:
+        path = embedding_file(folder, split)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: embeddings not found; run the embed stage first")
+        out[split] = np.load(path, mmap_mode="r")
+        if rows is not None and len(out[split]) != rows[split]:
+            raise ValueError(f"{path}: {len(out[split])} rows but the {split} split has {rows[split]} samples; "
+                             "re-run the embed stage")
+    return out
+
+
+def read_probe_summary(probe_dir: str | Path) -> dict[str, Any]:
+    """A probe folder's ``probe.json``."""
+    return read_json(Path(probe_dir) / PROBE_SUMMARY)
+
+
+def read_model_metrics(metrics_dir: str | Path, model: str) -> dict[str, Any] | None:
+    """One model's metrics, or None before its predict stage has run."""
+    path = model_metrics_file(metrics_dir, model)
+    return read_json(path) if path.exists() else None
+
+
+def read_mistakes(folder: str | Path, tables: Sequence[str] = MISTAKES_TABLES) -> dict[str, pl.DataFrame]:
+    """name -> the mistakes stage's table, for the named ``tables``."""
+    out = {}
+    for name in tables:
+        path = mistakes_file(folder, name)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: not found; run the mistakes stage (dvc repro mistakes) first")
+        out[name] = pl.read_parquet(path)
+    return out
+
+
+# ------------------------------------------------------------------ aligned views for the pairwise stages
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Every model's eval predictions, aligned on the same samples.
+
+    Attributes:
+        models: model ids, in study order (index m below).
+        sample_ids: int64 [n]; labels: int64 [n].
+        pred: int64 [n_models, n] predicted classes.
+        probs: per model, the ``eval_probs.npy`` file (float [n, num_classes], temperature-scaled).
+    """
+
+    models: tuple[str, ...]
+    sample_ids: np.ndarray
+    labels: np.ndarray
+    pred: np.ndarray
+    probs: tuple[Path, ...]
+
+    @property
+    def correct(self) -> np.ndarray:
+        """bool [n_models, n]."""
+        return self.pred == self.labels
+
+
+def read_predictions(predictions_dir: str | Path, ids: Sequence[str]) -> Predictions:
+    """Read ``<predictions_dir>/<id>/eval.parquet`` of each model and check they are aligned.
+
+    Raises:
+        ValueError: a model's sample ids or labels differ from the first model's (naming the model).
+    """
+    root = Path(predictions_dir)
+    frames = {}
+    for mid in ids:
+        path = root / mid / PREDICTIONS
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: predictions not found; run predict@{mid} first")
+        frames[mid] = pl.read_parquet(path, columns=["sample_id", "label", "pred"])
+    first = frames[ids[0]]
+    for mid, frame in frames.items():
+        if not (frame["sample_id"].equals(first["sample_id"]) and frame["label"].equals(first["label"])):
+            raise ValueError(f"{root / mid / PREDICTIONS}: sample ids or labels differ from {ids[0]}'s; "
+                             "every model must predict the same eval samples in the same order (re-run predict)")
+    return Predictions(
+        models=tuple(ids),
+        sample_ids=first["sample_id"].to_numpy().astype(np.int64),
+        labels=first["label"].to_numpy().astype(np.int64),
+        pred=np.stack([frames[mid]["pred"].to_numpy() for mid in ids]).astype(np.int64),
+        probs=tuple(root / mid / PROBS for mid in ids),
+    )
+
+
+def unordered_pairs(ids: Sequence[str]) -> list[tuple[str, str]]:
+    """Every unordered pair (a, b), a before b in ``ids``' order: the rows of the pairwise tables."""
+    if len(ids) < 2:
+        raise ValueError(f"pairwise analysis needs at least two models; the study has {len(ids)}")
+    return list(itertools.combinations(ids, 2))
+
+
+def pair_matrix(frame: pl.DataFrame, order: Sequence[str], column: str, *, diagonal: float = np.nan,
+                rows: str = "model_a", cols: str = "model_b", symmetric: bool = True) -> np.ndarray:
+    """A per-pair ``column`` of a pair table as a float64 [M, M] matrix in ``order``.
+
+    Args:
+        frame: one row per pair with the ``rows`` and ``cols`` model columns and ``column``.
+        order: the models of the matrix; pairs with another model are left out.
+        diagonal: the value of [i, i] unless the table gives one; nan where a pair has no (or a null) value.
+        symmetric: fill [j, i] too (an unordered pair table); False for ordered tables (source -> target).
+    """
+    index = {m: i for i, m in enumerate(order)}
+    out = np.full((len(order), len(order)), np.nan)
+    np.fill_diagonal(out, diagonal)
+    for a, b, v in frame.select(rows, cols, column).rows():
+        if a in index and b in index and v is not None:
+            out[index[a], index[b]] = v
+            if symmetric:
+                out[index[b], index[a]] = v
+    return out

@@ -1,0 +1,103 @@
+"""The settings of each stage: one section of ``params.yaml`` per stage, which DVC tracks as that stage's params."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from zooscope.config._errors import Strict
+
+__all__ = ["EmbedSettings", "ProbeSettings", "PredictSettings", "EnsembleSettings", "SimilaritySettings",
+           "ReportSettings", "MistakesSettings"]
+
+
+class EmbedSettings(Strict):
+    batch_size: int = Field(256, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_workers: int = Field(0, ge=0)
+
+
+class ProbeSettings(Strict):
+    l2_grid: tuple[float, ...] = Field((1e-4, 1e-3, 1e-2, 1e-1), min_length=1)
+    max_iter: int = Field(100, ge=1, description="L-BFGS iterations per L2 value at most")
+    tol: float = Field(1e-5, gt=0, lt=1, description="L-BFGS stops once an iteration lowers the objective by less "
+                                                     "than this fraction (scipy's ftol)")
+    knn_k: int = Field(20, ge=1)
+
+
+class PredictSettings(Strict):
+    ece_bins: int = Field(15, ge=1)
+
+
+class EnsembleSettings(Strict):
+    """The ``ensemble`` stage: agreement of errors, pair ensembles and the headline tables (science.md 2-4)."""
+
+    n_boot: int = Field(1000, ge=1000, description="bootstrap resamples over samples for every interval (science.md: >= 1000)")
+    seed: int = Field(0, description="seed of the bootstrap resamples")
+    matched_band: float = Field(0.02, gt=0, le=1, description="accuracy-matched pairs: |acc_a - acc_b| <= this (0.02 = 2 points)")
+    greedy_max_size: int = Field(10, ge=1, description="greedy forward selection grows the ensemble to this size (at most the zoo)")
+    strongest: int = Field(3, ge=1, description="the most accurate models whose best partner is reported")
+
+
+class SimilaritySettings(Strict):
+    """The ``similarity`` stage: CKA, mutual k-NN with permutation nulls, and overlapping features (science.md 5-6)."""
+
+    knn_k: int = Field(10, ge=1, description="neighbours of the mutual k-NN alignment")
+    n_perm: int = Field(20, ge=20, description="shuffles of each permutation null (science.md: >= 20)")
+    seed: int = Field(0, description="seed of the permutations and of the feature mixes")
+    concat_all_up_to: int = Field(
+        16, ge=2, description="zoos of at most this many models get a concatenated probe for every pair; larger ones "
+                              "for the most and least similar pairs of each category")
+    mix_fractions: tuple[float, ...] = Field((0.0, 0.25, 0.5, 0.75, 1.0), min_length=2,
+                                             description="shares of the feature budget taken from model a")
+    mix_dim: int | None = Field(None, ge=2, description="feature budget of the mixes; null: the smaller embedding width "
+                                                        "(also the cap)")
+    mix_max_pairs: int | None = Field(
+        None, ge=1, description="mix curves for at most this many of the extreme pairs, the zoo's most and least "
+                                "similar first (each curve is one probe per share); null: every extreme pair")
+
+    @field_validator("mix_fractions")
+    @classmethod
+    def _increasing_shares(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 <= f <= 1 for f in v) or any(a >= b for a, b in zip(v, v[1:])):
+            raise ValueError(f"shares must be increasing values in [0, 1], e.g. [0, 0.25, 0.5, 0.75, 1], got {list(v)}")
+        return v
+
+
+class ReportSettings(Strict):
+    """The ``report`` stage: the HTML report, its thumbnails and the comparison with an earlier commit."""
+
+    thumbnails: int = Field(24, ge=0, le=200, description="eval-image thumbnails per image grid; 0: no images "
+                                                             "(the dataset is then not loaded)")
+    compare_to: str | None = Field("HEAD", description="git revision whose committed results the report compares "
+                                                       "with (HEAD: the last commit); null: no comparison")
+
+
+class MistakesSettings(Strict):
+    """The ``mistakes`` stage: taxonomy, consensus errors, MMD-critic, adversarial transfer (science.md 7)."""
+
+    consensus_share: float = Field(0.75, gt=0, le=1, description="a consensus error: at least this share of the zoo "
+                                                                  "predicts the same wrong class")
+    neighbour_k: int = Field(10, ge=1, description="neighbours of the neighbour-disagreement vote (strongest model)")
+    top_confusions: int = Field(5, ge=1, description="most frequent confusion pairs kept per model")
+    explain_k: int = Field(8, ge=1, description="nearest training samples that explain an example")
+    show: int = Field(24, ge=0, description="consensus errors and adversarial examples explained for the report")
+    prototypes: int = Field(8, ge=1, description="MMD-critic prototypes per class and model")
+    criticisms: int = Field(4, ge=0, description="MMD-critic criticisms per class and model")
+    gamma: float | None = Field(None, gt=0, description="RBF gamma; null: the median heuristic")
+    max_candidates: int | None = Field(2000, ge=2, description="MMD-critic picks among this many samples per class "
+                                                              "(a seeded subset); null: all")
+    attack_subset: int = Field(200, ge=1, description="eval samples attacked (a seeded subset)")
+    eps: tuple[float, ...] = Field((0.01, 0.03, 0.1), min_length=1, description="L_inf budgets on [0, 1] pixels")
+    pgd_steps: int = Field(5, ge=1, description="PGD steps (step size 2.5 eps / steps, random start)")
+    transfer_attack: Literal["fgsm", "pgd"] = "pgd"
+    transfer_eps: float = Field(0.03, gt=0, le=1, description="budget of the transfer matrix's examples")
+    seed: int = 0
+
+    @field_validator("eps")
+    @classmethod
+    def _budgets(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 < e <= 1 for e in v) or any(a >= b for a, b in zip(v, v[1:])):
+            raise ValueError(f"eps must be increasing budgets in (0, 1], e.g. [0.01, 0.03, 0.1], got {list(v)}")
+        return v

@@ -1,0 +1,138 @@
+"""The study file: ``params.yaml`` loaded once into a validated, typed :class:`Study`.
+
+A study is a dataset, a zoo of models (each with a source and methodology tags, ``zooscope.config.zoo``)
+and the settings of every stage (``zooscope.config.settings``). Every error names the file, the offending
+key and what is allowed there.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from zooscope.config._errors import Strict, StudyError, format_errors
+from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesSettings, PredictSettings, ProbeSettings,
+                                      ReportSettings, SimilaritySettings)
+from zooscope.config.zoo import ModelSpec
+
+__all__ = ["DatasetSpec", "Study", "load_study", "parse_study"]
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class DatasetSpec(Strict):
+    """Which images, and how they are split into train / calibration / eval."""
+
+    source: str = Field(description="fashion-mnist | digits | imagefolder:<path> | torchvision:<Name>")
+    root: str | None = Field(None, description="folder holding the files (IDX files, download root)")
+    seed: int = 0
+    train_size: int | float | None = Field(None, description="samples (int) or fraction (float) for train")
+    calibration_size: int | float = 0.1
+    eval_size: int | float | None = Field(None, description="None: the whole test set / the remainder")
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        kind = v.split(":", 1)[0]
+        allowed = ("fashion-mnist", "digits", "imagefolder", "torchvision")
+        if kind not in allowed:
+            raise ValueError(f"unknown dataset source {v!r}; allowed: {', '.join(allowed)} (imagefolder:<path>, torchvision:<Name>)")
+        if kind in ("imagefolder", "torchvision") and not v.partition(":")[2]:
+            raise ValueError(f"dataset source {v!r} needs a value after the colon, e.g. {kind}:<...>")
+        return v
+
+    @field_validator("train_size", "calibration_size", "eval_size")
+    @classmethod
+    def _positive(cls, v: int | float | None) -> int | float | None:
+        if v is None:
+            return v
+        if isinstance(v, float) and not 0 < v < 1:
+            raise ValueError(f"a fraction must lie in (0, 1), got {v}")
+        if isinstance(v, int) and v <= 0:
+            raise ValueError(f"a sample count must be positive, got {v}")
+        return v
+
+
+class Study(Strict):
+    """A whole study declaration."""
+
+    dataset: DatasetSpec
+    base: str
+    models: dict[str, ModelSpec] = Field(min_length=1)
+    # stage sections are required (not defaulted): DVC tracks them as the stages' params
+    embed: EmbedSettings
+    probe: ProbeSettings
+    predict: PredictSettings
+    ensemble: EnsembleSettings
+    similarity: SimilaritySettings
+    report: ReportSettings
+    mistakes: MistakesSettings
+    threads: int = Field(ge=1, description="torch CPU threads per stage")
+
+    @field_validator("models")
+    @classmethod
+    def _safe_ids(cls, models: dict[str, ModelSpec]) -> dict[str, ModelSpec]:
+        for mid in models:
+            if not _SAFE_ID.match(str(mid)):
+                raise ValueError(
+                    f"model id {mid!r} is not allowed: DVC stage names take only letters, digits, '_' and '-'"
+                )
+        return models
+
+    @model_validator(mode="after")
+    def _references(self) -> Study:
+        if self.base not in self.models:
+            raise ValueError(f"base {self.base!r} is not a model id; ids: {', '.join(self.models)}")
+        return self
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses duplicate mapping keys (plain YAML silently keeps the last)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden by explicit keys
+            continue
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise StudyError(
+                f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
+                f"(first at line {seen[key]}): each model id and setting may appear once"
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def parse_study(data: Any, *, source: str = "params.yaml") -> Study:
+    """Validate an already-parsed study mapping; errors name ``source`` and the bad key."""
+    if not isinstance(data, dict):
+        raise StudyError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return Study(**data)
+    except ValidationError as err:
+        raise StudyError(f"{source}: {format_errors(err, root=Study)}") from None
+
+
+def load_study(path: str | Path = "params.yaml") -> Study:
+    """Load and validate a study file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise StudyError(f"{path}: study file not found") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except StudyError as err:
+        raise StudyError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise StudyError(f"{path}: not valid YAML ({err})") from None
+    return parse_study(data, source=str(path))

@@ -1,0 +1,187 @@
+"""One zoo member's declaration: where its weights come from, its methodology tags, and, for models
+trained here, the architecture and the recipe's options."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from zooscope.config._errors import Strict, format_errors
+
+__all__ = ["SOURCE_KINDS", "RECIPES", "ARCH_KINDS", "Tags", "ArchSpec", "Augment", "SupervisedTrain", "TeacherSpec",
+           "DistillTrain", "SimCLRTrain", "AutoencoderTrain", "RandomFeaturesTrain", "ModelSpec", "recipe_train_options"]
+
+#: Source prefixes a model may come from.
+SOURCE_KINDS = ("recipe", "timm", "torchvision", "hf-hub", "file")
+#: Training recipes the pipeline implements (``recipe:<name>``; ``zooscope.zoo.recipes`` has one function each).
+RECIPES = ("supervised", "distill", "simclr", "autoencoder", "random_features")
+#: Architectures recipes can build (``arch.kind``; ``zooscope.zoo.arch`` has one builder each).
+ARCH_KINDS = ("cnn", "mlp", "timm_resnet", "timm_vit")
+
+
+class Tags(Strict):
+    """Methodology tags (Gontijo-Lopes et al. 2022): what was varied to train this model."""
+
+    seed: int | str
+    hyperparameters: str
+    architecture: str
+    framework: str
+    data: str
+
+
+class ArchSpec(Strict):
+    """A network that recipes build for the dataset's image size (see ``zooscope.zoo.arch``)."""
+
+    kind: Literal[ARCH_KINDS]  # type: ignore[valid-type]
+    widths: tuple[int, ...] = (16, 32, 64)
+    hidden: int | tuple[int, ...] = 128
+    dropout: float = 0.0
+    embedding: Literal["hidden", "conv+hidden"] = "hidden"
+    layers: tuple[int, ...] = (1, 1, 1, 1)
+    patch: int = 7
+    dim: int = 96
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 2.0
+
+
+class Augment(Strict):
+    shift: int = 0
+    hflip: float = 0.0
+    erase: float = 0.0
+    erase_size: int = 7
+
+
+class _TrainBase(Strict):
+    epochs: int = Field(5, ge=0)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    subset: Literal["train", "disjoint"] = "train"
+
+
+class SupervisedTrain(_TrainBase):
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    momentum: float = 0.9
+    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    augment: Augment = Augment()
+
+
+class TeacherSpec(Strict):
+    """The teacher a distilled model learns from, declared inline so DVC tracks it with the student.
+
+    Use a YAML anchor to point at the base model's spec (``teacher: *base``): the teacher is retrained
+    inside the student's stage with the same seed, which gives weights identical to that model's.
+    """
+
+    source: Literal["recipe:supervised"] = "recipe:supervised"
+    tags: Tags
+    arch: ArchSpec
+    train: SupervisedTrain = SupervisedTrain()
+    weak: bool = False
+
+
+class DistillTrain(SupervisedTrain):
+    teacher: TeacherSpec
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.9, ge=0, le=1)
+
+
+class SimCLRTrain(_TrainBase):
+    temperature: float = Field(0.5, gt=0)
+    projection_dim: int = 64
+
+
+class AutoencoderTrain(_TrainBase):
+    noise: float = Field(0.2, ge=0)
+
+
+class RandomFeaturesTrain(Strict):
+    subset: Literal["train", "disjoint"] = "train"
+
+
+_RECIPE_OPTIONS: dict[str, type[Strict]] = {
+    "supervised": SupervisedTrain,
+    "distill": DistillTrain,
+    "simclr": SimCLRTrain,
+    "autoencoder": AutoencoderTrain,
+    "random_features": RandomFeaturesTrain,
+}
+
+
+class ModelSpec(Strict):
+    """One zoo member: where its weights come from and how it was trained."""
+
+    source: str
+    tags: Tags
+    arch: ArchSpec | str | None = Field(
+        None, description="recipe/file sources: an ArchSpec mapping, or a timm model name for file: weights"
+    )
+    train: dict[str, Any] | None = Field(None, description="recipe options (or, for file:, how it was trained)")
+    weights: str | None = Field(None, description="torchvision: weights enum name (default DEFAULT)")
+    num_classes: int | None = Field(None, description="file:/timm: classifier size when it differs from the default")
+    pretrained_file: str | None = Field(None, description="timm: load this local file instead of the hub's weights")
+    weak: bool = Field(False, description="a deliberately weak member (kept on purpose, flagged in tables)")
+
+    @field_validator("arch", mode="before")
+    @classmethod
+    def _arch_mapping(cls, v: Any) -> Any:
+        """Validate a mapping as ArchSpec here, so errors name its keys rather than the union's members."""
+        if isinstance(v, dict):
+            try:
+                return ArchSpec(**v)
+            except ValidationError as err:
+                raise ValueError(format_errors(err, root=ArchSpec)) from None
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _known_prefix(cls, v: str) -> str:
+        kind, sep, rest = v.partition(":")
+        if not sep or kind not in SOURCE_KINDS or not rest:
+            raise ValueError(
+                f"unknown model source {v!r}; allowed prefixes: "
+                + ", ".join(f"{k}:<...>" for k in SOURCE_KINDS)
+            )
+        if kind == "recipe" and rest not in RECIPES:
+            raise ValueError(f"unknown recipe {rest!r}; allowed: {', '.join(RECIPES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        kind = self.kind
+        if kind == "recipe":
+            if not isinstance(self.arch, ArchSpec):
+                raise ValueError("recipe sources need 'arch' as a mapping with 'kind' (one of " + ", ".join(ARCH_KINDS) + ")")
+            if not isinstance(self.tags.seed, int):
+                raise ValueError(f"tags.seed must be an integer for recipe sources (it seeds training), got {self.tags.seed!r}")
+            recipe_train_options(self)  # validates the options
+        elif kind == "file" and self.arch is None:
+            raise ValueError("file: sources need 'arch': a timm model name or an ArchSpec mapping")
+        elif kind in ("timm", "hf-hub", "torchvision") and self.arch is not None:
+            raise ValueError(f"'arch' is not used by {kind}: sources (the hub names the architecture)")
+        if self.weights is not None and kind != "torchvision":
+            raise ValueError("'weights' only applies to torchvision: sources")
+        if self.pretrained_file is not None and kind != "timm":
+            raise ValueError("'pretrained_file' only applies to timm: sources")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return self.source.partition(":")[0]
+
+    @property
+    def target(self) -> str:
+        return self.source.partition(":")[2]
+
+
+def recipe_train_options(spec: ModelSpec) -> Strict:
+    """The typed ``train`` options of a recipe (or file:) model."""
+    name = spec.target if spec.kind == "recipe" else "supervised"
+    cls = _RECIPE_OPTIONS[name]
+    try:
+        return cls(**(spec.train or {}))
+    except ValidationError as err:
+        raise ValueError(f"train options of recipe {name!r}: {format_errors(err, root=cls, prefix='train')}") from None

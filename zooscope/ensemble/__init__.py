@@ -1,0 +1,18 @@
+"""Do two models make the same mistakes, and does averaging them help? The ensemble stage's science:
+error consistency and pair ensembles (``agreement``, all pairs at once in ``blockwise``), shared
+bootstrap resamples (``bootstrap``), the per-category headline (``categories``), and ``tables``, the
+stage's one call."""
+
+from zooscope._lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "agreement": ("error_consistency", "disagreement", "pair_ensemble", "agreement_from_counts", "bootstrap_statistics",
+                  "bootstrap_pair", "all_pairs_agreement", "all_pairs_disagreement", "class_specialisation",
+                  "greedy_ensemble"),
+    "blockwise": ("ensemble_pairs",),
+    "bootstrap": ("bootstrap_weights", "resampled_counts", "interval95"),
+    "categories": ("PAIRS_COLUMNS", "pairs_table", "category_tables", "finding", "best_partners", "plot_frames",
+                   "study_metrics", "format_categories"),
+    "pairs": ("PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table"),
+    "tables": ("EnsembleTables", "ensemble_tables"),
+})

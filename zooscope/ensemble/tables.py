@@ -1,0 +1,75 @@
+"""What the ensemble stage writes, in one call: the pair table (agreement, ensembles and the similarity
+stage's columns), the per-class table, ``metrics/study.json`` (the headline), and the data of its DVC plots.
+
+Per-pair ensemble counts come from the per-pair cache (``zooscope.paircache``), so only pairs whose
+probability files changed are computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from zooscope.artifacts import read_cards, read_predictions, unordered_pairs
+from zooscope.config import Study
+from zooscope.ensemble.agreement import greedy_ensemble
+from zooscope.ensemble.categories import category_tables, format_categories, pairs_table, plot_frames, study_metrics
+from zooscope.ensemble.pairs import ensemble_keys, ensemble_rows, ensemble_table
+from zooscope.paircache import cached_pairs
+
+__all__ = ["ENSEMBLE_CACHE", "EnsembleTables", "ensemble_tables"]
+
+#: The per-pair cache's file in the stage's cache folder.
+ENSEMBLE_CACHE = "ensemble.parquet"
+
+
+@dataclass(frozen=True)
+class EnsembleTables:
+    """The ensemble stage's outputs.
+
+    Attributes:
+        pairs: ``artifacts/pairs.parquet``, one row per unordered pair (``categories.PAIRS_COLUMNS`` first).
+        per_class: ``artifacts/pairs_per_class.parquet``, one row per (pair, class).
+        metrics: ``metrics/study.json``.
+        plots: plot name (kappa_by_category, gain_vs_kappa, greedy_curve) -> its data.
+        categories: the category tables as text (what the stage prints); computed: pairs computed this run.
+    """
+
+    pairs: pl.DataFrame
+    per_class: pl.DataFrame
+    metrics: dict[str, Any]
+    plots: dict[str, pl.DataFrame]
+    categories: str
+    computed: int
+
+
+def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path, similarity: pl.DataFrame,
+                    cache: str | Path, progress: bool = True) -> EnsembleTables:
+    """Agreement and two-model ensembles of every pair of the study's zoo, and the headline tables.
+
+    Args:
+        study: the study (models in order, ``ensemble`` settings).
+        models: folder of ``<id>/card.json``; predictions: folder of ``<id>/eval.parquet`` and ``eval_probs.npy``.
+        similarity: the similarity stage's per-pair table.
+        cache: folder of the per-pair cache (kept between runs).
+    """
+    settings, ids = study.ensemble, list(study.models)
+    pairs = unordered_pairs(ids)
+    preds = read_predictions(predictions, ids)
+    boot = {"n_boot": settings.n_boot, "seed": settings.seed}
+    rows, computed = cached_pairs(Path(cache) / ENSEMBLE_CACHE, ensemble_keys(preds, pairs, **boot),
+                                  lambda todo: ensemble_rows(preds, todo, **boot), desc="pair ensembles",
+                                  progress=progress)
+    table = ensemble_table(preds, read_cards(models, ids), pairs, rows, matched_band=settings.matched_band, **boot)
+    frame = pairs_table(table.frame, similarity)
+    greedy = greedy_ensemble(lambda m: np.load(preds.probs[m], mmap_mode="r"), preds.labels,
+                             max_size=min(settings.greedy_max_size, len(ids)), n_models=len(ids))
+    tables = category_tables(frame, table.draws)
+    metrics = study_metrics(frame, table.draws, tables, table.per_class, greedy, ids, matched_band=settings.matched_band,
+                            n_boot=settings.n_boot, strongest=settings.strongest)
+    return EnsembleTables(frame, table.per_class, metrics, plot_frames(frame, tables, greedy, ids),
+                          format_categories(tables), computed)

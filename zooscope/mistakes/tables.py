@@ -1,0 +1,320 @@
+"""The mistakes stage's tables: the library's mistake, criticism and adversarial functions applied to a
+zoo's artifacts, as long-format polars frames (one file each under ``artifacts/mistakes/``).
+
+Every function reads one model's arrays at a time (memory-mapped), so no N x N sample matrix and no
+all-models logits tensor is held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from zooscope.artifacts import (PREDICTIONS, PROBE_WEIGHTS, WEIGHTS, Predictions, embedding_file, pair_matrix, read_card,
+                                read_predictions)
+from zooscope.config import MistakesSettings, Study
+from zooscope.mistakes.adversarial import (Classifier, Transfer, classifier, matrix_correlation, pixel_inputs, predict,
+                                           robust_accuracy, transfer_matrix)
+from zooscope.mistakes.critic import mmd_critic, prototype_overlap
+from zooscope.mistakes.explain import nearest_training
+from zooscope.mistakes.taxonomy import confusion_pairs, consensus_errors, mistake_counts, neighbour_disagreement
+from zooscope.models.embed import pick_device
+from zooscope.models.probe import load_probe
+from zooscope.zoo.embedding import embedding_fn
+from zooscope.zoo.sources import load_network
+
+__all__ = ["MistakesTables", "mistakes_tables", "taxonomy_tables", "consensus_table", "neighbour_table", "critic_tables",
+           "robustness_table", "transfer_table", "adversarial_examples", "zoo_classifiers"]
+
+
+def taxonomy_tables(predictions_dir: str | Path, ids: list[str], *, num_classes: int,
+                    top_confusions: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per model: (taxonomy rows {model, n, correct, near_miss, far_miss}, confusion rows
+    {model, rank, true, pred, count})."""
+    tax, conf = [], []
+    for mid in ids:
+        frame = pl.read_parquet(Path(predictions_dir) / mid / PREDICTIONS, columns=["label", "top5"])
+        labels, top = frame["label"].to_numpy(), np.stack(frame["top5"].to_numpy())
+        tax.append({"model": mid, **mistake_counts(labels, top)})
+        for rank, (t, p, c) in enumerate(confusion_pairs(labels, top[:, 0], num_classes=num_classes,
+                                                         top=top_confusions).tolist()):
+            conf.append({"model": mid, "rank": rank + 1, "true": t, "pred": p, "count": c})
+    schema = {"model": pl.String, "rank": pl.Int64, "true": pl.Int64, "pred": pl.Int64, "count": pl.Int64}
+    return pl.DataFrame(tax), pl.DataFrame(conf, schema=schema)
+
+
+def _explanations(train_emb: np.ndarray, queries: np.ndarray, train_ids: np.ndarray, train_labels: np.ndarray,
+                  *, k: int) -> tuple[list[list[int]], list[list[int]], list[list[float]]]:
+    if len(queries) == 0:
+        return [], [], []
+    sim, pos = nearest_training(train_emb, queries, k=k)
+    return train_ids[pos].tolist(), train_labels[pos].tolist(), sim.tolist()
+
+
+def consensus_table(preds: Predictions, *, num_classes: int, min_share: float, explain: dict, k: int,
+                    show: int) -> pl.DataFrame:
+    """Consensus errors, ranked: {rank, sample_id, label, consensus_pred, share, confidence, votes (every
+    model's prediction, study order), neighbour_ids / neighbour_labels / neighbour_sim (the ``k`` nearest
+    training samples in the strongest model's embedding; for the first ``show`` rows, empty after)}.
+
+    ``explain`` holds the strongest model's ``train`` [n_train, d] and ``eval`` [n, d] embeddings and the
+    training split's ``train_ids`` and ``train_labels``.
+    """
+    mean_probs = sum(np.load(p, mmap_mode="r").astype(np.float64) for p in preds.probs) / len(preds.probs)
+    got = consensus_errors(preds.pred, preds.labels, num_classes=num_classes, min_share=min_share,
+                           mean_probs=mean_probs)
+    head = got.positions[:show]
+    ids, labels, sims = _explanations(explain["train"], np.asarray(explain["eval"][head]), explain["train_ids"],
+                                      explain["train_labels"], k=k)
+    pad = len(got.positions) - len(head)
+    return pl.DataFrame({
+        "rank": np.arange(1, len(got.positions) + 1), "sample_id": preds.sample_ids[got.positions],
+        "label": preds.labels[got.positions], "consensus_pred": got.wrong_class, "share": got.share,
+        "confidence": got.confidence, "votes": preds.pred[:, got.positions].T.tolist(),
+        "neighbour_ids": ids + [[]] * pad, "neighbour_labels": labels + [[]] * pad, "neighbour_sim": sims + [[]] * pad,
+    }, schema_overrides={"votes": pl.List(pl.Int64), "neighbour_ids": pl.List(pl.Int64),
+                         "neighbour_labels": pl.List(pl.Int64), "neighbour_sim": pl.List(pl.Float64)})
+
+
+def neighbour_table(embeddings: np.ndarray, labels: np.ndarray, sample_ids: np.ndarray, *, k: int, num_classes: int,
+                    model: str) -> pl.DataFrame:
+    """Neighbour disagreement in one model's eval embedding, ranked: {rank, sample_id, label, majority,
+    majority_share, other_share, model}."""
+    got = neighbour_disagreement(embeddings, labels, k=k, num_classes=num_classes)
+    return pl.DataFrame({
+        "rank": np.arange(1, len(got.positions) + 1), "sample_id": sample_ids[got.positions],
+        "label": labels[got.positions], "majority": got.majority, "majority_share": got.majority_share,
+        "other_share": got.other_share, "model": [model] * len(got.positions)}, schema_overrides={"model": pl.String})
+
+
+def critic_tables(embeddings_dir: str | Path, ids: list[str], labels: np.ndarray, sample_ids: np.ndarray, *,
+                  num_classes: int, settings: MistakesSettings, device: str | torch.device = "cpu"
+                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """MMD-critic (on ``device``) on each model's eval embedding, per class: (picks {model, class, kind
+    ('prototype' | 'criticism'), rank, sample_id, witness}, overlap {class, model_a, model_b, overlap}: the
+    Jaccard overlap of two models' prototypes)."""
+    rows: list[dict] = []
+    protos: dict[int, dict[str, np.ndarray]] = {c: {} for c in range(num_classes)}
+    for mid in ids:
+        emb = np.load(embedding_file(Path(embeddings_dir) / mid, "eval"), mmap_mode="r")
+        for c in range(num_classes):
+            members = np.flatnonzero(labels == c)
+            if len(members) < settings.prototypes + settings.criticisms:
+                continue
+            got = mmd_critic(np.asarray(emb[members]), prototypes=settings.prototypes, criticisms=settings.criticisms,
+                             gamma=settings.gamma, max_candidates=settings.max_candidates, seed=settings.seed,
+                             device=device)
+            protos[c][mid] = sample_ids[members[got.prototypes]]
+            rows += [{"model": mid, "class": c, "kind": "prototype", "rank": r + 1, "sample_id": int(s),
+                      "witness": None} for r, s in enumerate(protos[c][mid])]
+            rows += [{"model": mid, "class": c, "kind": "criticism", "rank": r + 1,
+                      "sample_id": int(sample_ids[members[i]]), "witness": float(w)}
+                     for r, (i, w) in enumerate(zip(got.criticisms, got.witness))]
+    overlap = [{"class": c, "model_a": a, "model_b": b, "overlap": v}
+               for c, picks in protos.items() for (a, b), v in prototype_overlap(picks).items()]
+    schema = {"model": pl.String, "class": pl.Int64, "kind": pl.String, "rank": pl.Int64, "sample_id": pl.Int64,
+              "witness": pl.Float64}
+    return (pl.DataFrame(rows, schema=schema),
+            pl.DataFrame(overlap, schema={"class": pl.Int64, "model_a": pl.String, "model_b": pl.String,
+                                          "overlap": pl.Float64}))
+
+
+def robustness_table(classifiers: Mapping[str, Classifier], inputs: Mapping[str, torch.Tensor], y: torch.Tensor, *,
+                     settings: MistakesSettings, skip: tuple[str, float] | None = None) -> pl.DataFrame:
+    """Accuracy under attack of every model: {model, attack, eps, accuracy}; eps 0 is the clean accuracy.
+    ``skip`` = (attack, eps) leaves out the budget the transfer matrix's diagonal already gives."""
+    rows = []
+    for mid, fn in classifiers.items():
+        clean = float((predict(fn, inputs[mid]) == y.numpy()).mean())
+        for method in ("fgsm", "pgd"):
+            rows.append({"model": mid, "attack": method, "eps": 0.0, "accuracy": clean})
+            for eps in settings.eps:
+                if skip == (method, eps):
+                    continue
+                acc = robust_accuracy(fn, inputs[mid], y, method=method, eps=eps, steps=settings.pgd_steps,
+                                      seed=settings.seed)
+                rows.append({"model": mid, "attack": method, "eps": eps, "accuracy": acc})
+    return pl.DataFrame(rows)
+
+
+def transfer_table(classifiers: Mapping[str, Classifier], inputs: Mapping[str, torch.Tensor], y: torch.Tensor,
+                   kappa: np.ndarray, *, settings: MistakesSettings, keep: tuple[str, ...] = ()
+                   ) -> tuple[pl.DataFrame, dict[str, float], Transfer]:
+    """The transfer matrix as rows {source, target, attack, eps, accuracy, transfer_rate, kappa} (transfer_rate
+    = 1 - accuracy; kappa of the pair, nan on the diagonal), the correlation of the transfer rate with
+    kappa over ordered pairs (:func:`zooscope.mistakes.adversarial.matrix_correlation`), and the
+    :class:`~zooscope.mistakes.adversarial.Transfer` itself, which holds the examples crafted on the ``keep`` sources."""
+    got = transfer_matrix(classifiers, inputs, y, method=settings.transfer_attack, eps=settings.transfer_eps,
+                          steps=settings.pgd_steps, seed=settings.seed, keep=keep)
+    ids = got.models
+    rows = [{"source": a, "target": b, "attack": settings.transfer_attack, "eps": settings.transfer_eps,
+             "accuracy": got.accuracy[i, j], "transfer_rate": 1.0 - got.accuracy[i, j], "kappa": kappa[i, j]}
+            for i, a in enumerate(ids) for j, b in enumerate(ids)]
+    return pl.DataFrame(rows), matrix_correlation(1.0 - got.accuracy, kappa), got
+
+
+def adversarial_examples(classifiers: Mapping[str, Classifier], transfer: Transfer, source: str, inputs: torch.Tensor,
+                         y: torch.Tensor, sample_ids: np.ndarray, *, embed, explain: dict, settings: MistakesSettings
+                         ) -> tuple[pl.DataFrame, np.ndarray]:
+    """The transfer attack's examples crafted on ``source`` (kept in ``transfer``, not crafted again) that fool it
+    (clean prediction right), up to ``settings.show``, each explained by its nearest training samples in
+    ``source``'s embedding, clean and adversarial. ``embed`` maps pixels [b, C, H, W] to embeddings [b, d]
+    (numpy); ``explain`` as in :func:`consensus_table`.
+
+    Returns (rows {source, sample_id, label, eps, clean_pred, adv_pred, votes (every model's prediction on
+    the example, study order), clean_/adv_neighbour_ids, clean_/adv_neighbour_labels}, images float32
+    [rows, C, H, W] in [0, 1], row order).
+    """
+    fn, adv = classifiers[source], transfer.examples[source]
+    every = transfer.predictions[source]  # int64 [M, n]: every target's prediction on the examples
+    clean_pred, adv_pred = predict(fn, inputs), every[transfer.models.index(source)]
+    labels = y.numpy()
+    pick = np.flatnonzero((clean_pred == labels) & (adv_pred != labels))[:settings.show]
+    votes = every[:, pick].T if len(pick) else np.zeros((0, 0))
+    ex = {}
+    for kind, x in (("clean", inputs[pick]), ("adv", adv[pick])):
+        ex[kind] = _explanations(explain["train"], embed(x) if len(pick) else np.zeros((0, explain["train"].shape[1])),
+                                 explain["train_ids"], explain["train_labels"], k=settings.explain_k)
+    frame = pl.DataFrame({
+        "source": [source] * len(pick), "sample_id": sample_ids[pick], "label": labels[pick],
+        "eps": [settings.transfer_eps] * len(pick), "clean_pred": clean_pred[pick], "adv_pred": adv_pred[pick],
+        "votes": votes.tolist(), "clean_neighbour_ids": ex["clean"][0], "clean_neighbour_labels": ex["clean"][1],
+        "adv_neighbour_ids": ex["adv"][0], "adv_neighbour_labels": ex["adv"][1],
+    }, schema_overrides={"source": pl.String, "eps": pl.Float64, "votes": pl.List(pl.Int64),
+                         **{f"{k}_neighbour_{w}": pl.List(pl.Int64) for k in ("clean", "adv") for w in ("ids", "labels")}})
+    return frame, adv[pick].numpy().astype(np.float32)
+
+
+def zoo_classifiers(models_dir: str | Path, probes_dir: str | Path, ids: list[str], dataset, positions: np.ndarray,
+                    device: str | torch.device) -> tuple[dict[str, Classifier], dict[str, torch.Tensor], dict[str, Any]]:
+    """Each model loaded once, on ``device``: (classifier, clean pixel inputs [n, C, H, W] of ``positions``,
+    embedder: pixels -> embedding float [n, d] as numpy) per id. Headless models classify through their
+    probe's weights (``<probes_dir>/<id>/probe.safetensors``)."""
+    fns, inputs, embedders = {}, {}, {}
+    for mid in ids:
+        card = read_card(Path(models_dir) / mid)
+        model = load_network(card["builder"], str(Path(models_dir) / mid / WEIGHTS))
+        pre = card["preprocess"]
+        probe = None if card["has_head"] else vars(load_probe(Path(probes_dir) / mid / PROBE_WEIGHTS))
+        fns[mid] = classifier(model, mean=pre["mean"], std=pre["std"], probe=probe, device=device)
+        inputs[mid] = pixel_inputs(dataset, positions, pre)
+        m = torch.tensor(pre["mean"], device=device).view(1, -1, 1, 1)
+        s = torch.tensor(pre["std"], device=device).view(1, -1, 1, 1)
+        embed = embedding_fn(model)
+        embedders[mid] = lambda x, e=embed, m=m, s=s: _no_grad(lambda: e((x.to(m.device) - m) / s)[0].float().cpu().numpy())
+    return fns, inputs, embedders
+
+
+def _no_grad(f):
+    with torch.inference_mode():
+        return f()
+
+
+def _findings(n_consensus: int, n_samples: int, share: float, strongest: str, n_neigh: int, corr: dict,
+              transfer: pl.DataFrame) -> list[str]:
+    rho = corr["spearman"]
+    off = transfer.filter(transfer["source"] != transfer["target"])
+    lines = [f"consensus errors: {n_consensus} of {n_samples} eval samples ({n_consensus / n_samples:.1%}) have at "
+             f"least {share:.0%} of the zoo predicting the same wrong class (candidate label errors or ambiguous images)",
+             f"neighbour disagreement: {n_neigh} eval samples disagree with the majority label of their neighbours "
+             f"in {strongest}'s embedding"]
+    if rho == rho:  # not nan
+        how = "more" if rho > 0 else "less"
+        lines.append(f"adversarial transfer: examples crafted on one model fool another {how} often the more the two "
+                     f"make the same mistakes (Spearman rho {rho:+.2f} between transfer rate and error consistency "
+                     f"kappa over {corr['n']} ordered pairs; mean transfer rate {off['transfer_rate'].mean():.2f})")
+    else:
+        lines.append("adversarial transfer: too few pairs with kappa to relate transfer to error consistency")
+    return lines
+
+
+@dataclass(frozen=True)
+class MistakesTables:
+    """What the mistakes stage writes.
+
+    Attributes:
+        tables: name -> table, the names of ``zooscope.artifacts.MISTAKES_TABLES`` in that order.
+        adversarial_images: float32 [rows of ``tables["adversarial"]``, C, H, W] in [0, 1].
+        metrics: ``metrics/mistakes.json`` (counts, taxonomy, robust accuracy, transfer vs kappa, findings).
+        summary: one line saying what was computed, on which device.
+    """
+
+    tables: dict[str, pl.DataFrame]
+    adversarial_images: np.ndarray
+    metrics: dict[str, Any]
+    summary: str
+
+    @property
+    def findings(self) -> list[str]:
+        return self.metrics["findings"]
+
+
+def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: str | Path, probes: str | Path,
+                    predictions: str | Path, pairs: pl.DataFrame) -> MistakesTables:
+    """The whole mistakes analysis of the study's zoo from the per-model stages' folders.
+
+    Args:
+        study: the study (models in order, ``mistakes`` and ``embed.device`` settings).
+        dataset: the study's :class:`zooscope.data.datasets.Dataset` (labels, splits, images to attack).
+        models, embeddings, probes, predictions: the per-model stages' folders (``<folder>/<id>/...``).
+        pairs: the ensemble stage's pair table (kappa of every pair).
+    """
+    cfg, ids = study.mistakes, list(study.models)
+    preds = read_predictions(predictions, ids)
+    eval_pos = dataset.split("eval")
+    if not np.array_equal(dataset.sample_ids[eval_pos], preds.sample_ids):
+        raise ValueError(f"{predictions}: eval sample ids differ from the dataset's eval split; re-run predict")
+    nc = dataset.num_classes
+    strongest = ids[int(preds.correct.mean(1).argmax())]
+    train_pos = dataset.split("train")
+    emb = Path(embeddings)
+    explain = {"train": np.load(embedding_file(emb / strongest, "train"), mmap_mode="r"),
+               "eval": np.load(embedding_file(emb / strongest, "eval"), mmap_mode="r"),
+               "train_ids": dataset.sample_ids[train_pos], "train_labels": dataset.labels[train_pos]}
+    taxonomy, confusions = taxonomy_tables(predictions, ids, num_classes=nc, top_confusions=cfg.top_confusions)
+    consensus = consensus_table(preds, num_classes=nc, min_share=cfg.consensus_share, explain=explain,
+                                k=cfg.explain_k, show=cfg.show)
+    neighbours = neighbour_table(np.asarray(explain["eval"]), preds.labels, preds.sample_ids, k=cfg.neighbour_k,
+                                 num_classes=nc, model=strongest)
+    device = pick_device(study.embed.device)
+    picks, overlap = critic_tables(emb, ids, preds.labels, preds.sample_ids, num_classes=nc, settings=cfg,
+                                   device=device)
+
+    rng = np.random.default_rng(cfg.seed)
+    sub = np.sort(rng.choice(len(eval_pos), min(cfg.attack_subset, len(eval_pos)), replace=False))
+    fns, inputs, embedders = zoo_classifiers(models, probes, ids, dataset, eval_pos[sub], device)
+    y = torch.as_tensor(preds.labels[sub])
+    kappa = pair_matrix(pairs, ids, "kappa")
+    transfer, corr, crafted = transfer_table(fns, inputs, y, kappa, settings=cfg, keep=(strongest,))
+    own = transfer.filter(pl.col("source") == pl.col("target")).select(
+        pl.col("source").alias("model"), "attack", "eps", "accuracy")
+    robustness = pl.concat([robustness_table(fns, inputs, y, settings=cfg, skip=(cfg.transfer_attack, cfg.transfer_eps)),
+                            own]).sort("model", "attack", "eps", maintain_order=True)
+    adv_rows, adv_images = adversarial_examples(fns, crafted, strongest, inputs[strongest], y, preds.sample_ids[sub],
+                                                embed=embedders[strongest], explain=explain, settings=cfg)
+
+    tables = {"taxonomy": taxonomy, "confusions": confusions, "consensus": consensus, "neighbours": neighbours,
+              "prototypes": picks, "prototype_overlap": overlap, "robustness": robustness, "transfer": transfer,
+              "adversarial": adv_rows}
+    findings = _findings(len(consensus), len(preds.labels), cfg.consensus_share, strongest, len(neighbours), corr,
+                         transfer)
+    at = robustness.filter((pl.col("attack") == cfg.transfer_attack) & (pl.col("eps") == cfg.transfer_eps))
+    metrics = {
+        "consensus_errors": len(consensus), "neighbour_disagreements": len(neighbours), "strongest": strongest,
+        "eval_samples": len(preds.labels), "attack_subset": len(sub),
+        "taxonomy": {r["model"]: {k: r[k] for k in ("correct", "near_miss", "far_miss")} for r in taxonomy.to_dicts()},
+        "prototype_overlap_mean": float(overlap["overlap"].mean()) if len(overlap) else 0.0,
+        f"robust_accuracy_{cfg.transfer_attack}_{cfg.transfer_eps:g}": dict(at.select("model", "accuracy").iter_rows()),
+        "transfer_kappa": {k: (None if v != v else v) for k, v in corr.items()},
+        "findings": findings,
+    }
+    summary = (f"mistakes: {len(ids)} models, strongest {strongest}; {len(picks)} prototypes/criticisms; "
+               f"{len(sub)} images attacked on {device} ({', '.join(f'{e:g}' for e in cfg.eps)} eps), "
+               f"transfer {len(ids)}x{len(ids)}")
+    return MistakesTables(tables, adv_images, metrics, summary)

@@ -1,0 +1,67 @@
+"""Per-model quality from logits: temperature scaling, NLL, ECE, top-k accuracy (science.md section 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax
+
+from zooscope._checks import as_labels
+
+__all__ = ["fit_temperature", "softmax", "nll", "ece", "topk"]
+
+
+def _check(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be [n, C] and labels [n]; got {logits.shape} and {np.shape(labels)}")
+    return logits, as_labels(labels, n=len(logits), num_classes=logits.shape[1], allow_empty=True)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, *, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of ``labels`` [n] under softmax(``logits`` [n, C] / T)."""
+    logits, labels = _check(logits, labels)
+    logp = log_softmax(logits / temperature, axis=1)
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+    """The temperature T > 0 minimising NLL on held-out (calibration) data (Guo et al. 2017).
+
+    One-dimensional bounded minimisation over log T (NLL is smooth and, in practice, unimodal in T).
+    """
+    logits, labels = _check(logits, labels)
+    res = minimize_scalar(lambda log_t: nll(logits, labels, temperature=float(np.exp(log_t))),
+                          bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded",
+                          options={"xatol": 1e-5})
+    return float(np.exp(res.x))
+
+
+def softmax(logits: np.ndarray, *, temperature: float = 1.0) -> np.ndarray:
+    """softmax(logits / T) row-wise, float64 [n, C]."""
+    return np.exp(log_softmax(np.asarray(logits, np.float64) / temperature, axis=1))
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:
+    """Expected calibration error with ``bins`` equal-width confidence bins (Guo et al. 2017).
+
+    ECE = sum_b |B_b| / n * |acc(B_b) - conf(B_b)|, confidence = max probability; bin b holds
+    confidences in ((b-1)/bins, b/bins].
+    """
+    probs = np.asarray(probs, np.float64)
+    labels = np.asarray(labels, np.int64)
+    conf = probs.max(1)
+    correct = (probs.argmax(1) == labels).astype(np.float64)
+    idx = np.clip(np.ceil(conf * bins).astype(np.int64) - 1, 0, bins - 1)
+    acc_sum = np.bincount(idx, weights=correct, minlength=bins)
+    conf_sum = np.bincount(idx, weights=conf, minlength=bins)
+    return float(np.abs(acc_sum - conf_sum).sum() / max(len(labels), 1))
+
+
+def topk(scores: np.ndarray, *, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest scores per row, best first: int64 [n, k]."""
+    scores = np.asarray(scores)
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.take_along_axis(scores, part, 1).argsort(axis=1, kind="stable")[:, ::-1]
+    return np.take_along_axis(part, order, 1).astype(np.int64)

@@ -1,0 +1,85 @@
+"""The embed stage's science: one forward pass per split, giving embeddings and (when the model has a head
+for the dataset's labels) logits. How a network gives its embedding is ``zooscope.zoo.embedding``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from zooscope.config import EmbedSettings
+from zooscope.data.datasets import SPLITS, Dataset
+from zooscope.data.transforms import iter_batches
+from zooscope.zoo.embedding import embedding_fn
+
+__all__ = ["extract", "embed_splits", "pick_device"]
+
+
+def pick_device(setting: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else the CPU."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ValueError("embed.device is 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
+    return torch.device(setting)
+
+
+def extract(
+    model: nn.Module,
+    batches: Iterable[torch.Tensor],
+    *,
+    n: int,
+    with_logits: bool,
+    device: torch.device,
+    progress: bool = True,
+    desc: str = "embed",
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run ``model`` over ``batches`` (``n`` samples in all) under ``inference_mode``, channels_last.
+
+    Returns:
+        (embeddings float32 [n, d], logits float32 [n, c] or None when ``with_logits`` is False).
+    """
+    from tqdm.auto import tqdm
+
+    model = model.eval().to(device).to(memory_format=torch.channels_last)
+    fn = embedding_fn(model)
+    embs: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    pos = 0
+    with torch.inference_mode(), tqdm(total=n, desc=desc, unit="img", disable=not progress, mininterval=1.0) as bar:
+        for x in batches:
+            x = x.to(device, non_blocking=True)
+            if x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            e, lg = fn(x)
+            e = e.float().cpu().numpy()
+            if embs is None:
+                embs = np.empty((n, e.shape[1]), np.float32)
+                logits = np.empty((n, lg.shape[1]), np.float32) if with_logits else None
+            embs[pos:pos + len(e)] = e
+            if with_logits:
+                logits[pos:pos + len(e)] = lg.float().cpu().numpy()
+            pos += len(e)
+            bar.update(len(e))
+    if pos != n:
+        raise RuntimeError(f"{desc}: expected {n} samples from the data loader, got {pos}")
+    if embs is None:
+        raise ValueError(f"{desc}: the split is empty")
+    return embs, logits
+
+
+def embed_splits(model: nn.Module, dataset: Dataset, *, preprocess: dict[str, Any], with_logits: bool,
+                 settings: EmbedSettings, device: torch.device, progress: bool = True,
+                 desc: str = "embed") -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
+    """:func:`extract` on each split of :data:`zooscope.data.datasets.SPLITS` in turn, under the model's own
+    ``preprocess`` (its card's): yields (split, embeddings float32 [n_split, d], logits float32 [n_split, c]
+    or None)."""
+    for split in SPLITS:
+        pos = dataset.split(split)
+        batches = iter_batches(dataset, pos, preprocess, batch_size=settings.batch_size, num_workers=settings.num_workers)
+        emb, logits = extract(model, batches, n=len(pos), with_logits=with_logits, device=device, progress=progress,
+                              desc=f"{desc} {split}")
+        yield split, emb, logits

@@ -1,0 +1,67 @@
+"""Permutation nulls: how similar two unrelated representations of the same samples look by chance.
+
+Shuffling the sample order of one side breaks the pairing while keeping each representation as it is;
+the mean score over ``n_perm`` shuffles is the floor a raw score is read against (science.md section 5
+asks for at least 20). :func:`permutation_null` works for any score; the CKA and mutual k-NN scores of
+the pipeline compute the same nulls faster (``zooscope.similarity.cka``, ``.neighbours``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from zooscope._checks import check_embeddings
+
+__all__ = ["permutations", "null_summary", "with_null", "permutation_null"]
+
+
+def permutations(n: int, *, n_perm: int, seed: int) -> Iterator[np.ndarray]:
+    """The shuffles every null draws: ``n_perm`` calls of ``default_rng(seed).permutation(n)``."""
+    if n_perm < 1:
+        raise ValueError(f"n_perm must be positive, got {n_perm}")
+    rng = np.random.default_rng(seed)
+    for _ in range(n_perm):
+        yield rng.permutation(n)
+
+
+def null_summary(null: list[float], score: float) -> tuple[float, float, float]:
+    """(null mean, null standard deviation (ddof=1; 0 for one draw), score - null mean)."""
+    values = np.asarray(null)
+    std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return float(values.mean()), std, float(score - values.mean())
+
+
+def permutation_null(
+    score_fn: Callable[[np.ndarray, np.ndarray], float],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    n_perm: int = 20,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Calibrate a similarity score against chance by shuffling the sample order of ``y``.
+
+    Raw CKA and k-NN scores grow with width and sample count even for unrelated representations;
+    the null mean measures that floor (science.md section 5 asks for >= 20 permutations).
+
+    Args:
+        score_fn: ``(x, y) -> float``, e.g. :func:`linear_cka` or ``functools.partial(mutual_knn, k=10)``.
+        x: [n_samples, d1]; y: [n_samples, d2]; rows are the same samples.
+        n_perm: number of shuffles of y's rows.
+        seed: seed of ``numpy.random.default_rng`` drawing the permutations.
+
+    Returns:
+        (null mean, null standard deviation (ddof=1; 0 when n_perm == 1), score_fn(x, y) - null mean).
+    """
+    x, y = check_embeddings(x, y, min_samples=2)
+    null = [score_fn(x, y[perm]) for perm in permutations(len(y), n_perm=n_perm, seed=seed)]
+    return null_summary(null, score_fn(x, y))
+
+
+def with_null(name: str, score: float, null: list[float]) -> dict[str, float]:
+    """``{name, name_null, name_null_std, name_corrected}``: the score, its null's mean and spread, and the
+    score minus the null mean."""
+    mean, std, corrected = null_summary(null, score)
+    return {name: score, f"{name}_null": mean, f"{name}_null_std": std, f"{name}_corrected": corrected}
