@@ -113,6 +113,8 @@ def _publish(repo: Path, outcomes: dict[str, str]) -> None:
         f"# zooscope study: {study.dataset.source}, {len(study.models)} models, base `{study.base}`",
         "", f"Stages re-run: {len(ran)} of {len(outcomes)}" + (f" ({', '.join(ran[:12])}{', ...' if len(ran) > 12 else ''})" if ran else ""),
         "", *([f"- {f}" for f in findings] or ["- best top-1: " + _best(table)]),
+        *(["", "Zoo design warnings:", *(f"- {w}" for w in study_facts(study, summary)["lint"])]
+          if summary and summary.get("lint") else []),
         "", f"Report: `{report}`" if report.exists() else "Report: not built by this pipeline yet",
     ]
     create_markdown_artifact(key="study-summary", markdown="\n".join(lines), description="zooscope study summary")

@@ -22,6 +22,17 @@ def test_validate_reports_categories(tmp_path, tiny_study_dict, capsys):
     assert main(["validate", "--params", str(path)]) == 0
     out = capsys.readouterr().out
     assert "4 models" in out and "architecture 1" in out and "framework 1" in out and "reinit 1" in out
+    # the tiny zoo's mlp and randfeat train with the base's seed: validate says so, naming the pairs
+    assert "zoo design: 5 warning(s)" in out
+    assert "shared-seed: 1 of 2 architecture pairs share training seed 0 (cnn_a+mlp)" in out
+
+
+def test_validate_says_when_the_zoo_design_is_sound(tmp_path, tiny_study_dict, capsys):
+    for seed, mid in enumerate(tiny_study_dict["models"]):
+        tiny_study_dict["models"][mid]["tags"]["seed"] = seed
+    path = write_study(tmp_path / "params.yaml", tiny_study_dict)
+    assert main(["validate", "--params", str(path)]) == 0
+    assert "shared-seed" not in capsys.readouterr().out
 
 
 def test_validate_names_the_bad_key(tmp_path, tiny_study_dict, capsys):

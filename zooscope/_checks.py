@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_labels", "as_correct", "check_scores", "check_same_shape", "check_embeddings"]
+__all__ = ["as_labels", "as_correct", "check_scores", "check_same_shape", "check_embeddings", "check_rows"]
 
 
 def as_labels(labels: np.ndarray, *, n: int | None = None, num_classes: int | None = None,
@@ -71,3 +71,16 @@ def check_embeddings(x: np.ndarray, y: np.ndarray, *, min_samples: int) -> tuple
     if len(x) < min_samples:
         raise ValueError(f"need at least {min_samples} samples, got {len(x)}")
     return x, y
+
+
+def check_rows(name: str, rows: np.ndarray) -> None:
+    """Refuse a [n, d] array of per-sample vectors (embeddings, logits) with NaN, inf or all-zero rows: they have
+    no direction and no class, and would turn every score computed from them into a silent wrong number.
+    ``name`` says whose rows they are (model and split)."""
+    rows = np.asarray(rows)
+    bad = ~np.isfinite(rows).all(1) | ~rows.any(1)
+    if bad.any():
+        first = np.flatnonzero(bad)[:5].tolist()
+        raise ValueError(f"{name}: {int(bad.sum())} of {len(rows)} rows hold NaN, inf or only zeros (rows {first}"
+                         f"{' ...' if bad.sum() > 5 else ''}); the model's weights or inputs are broken, so no "
+                         "number about it would mean anything (check the checkpoint, re-run its fetch stage)")

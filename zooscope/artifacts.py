@@ -38,7 +38,8 @@ from zooscope.io import read_json
 
 __all__ = [
     "PARAMS", "EMBEDDINGS", "MODEL_METRICS", "STUDY_METRICS", "REPORT", "DIFF_REPORT",
-    "WEIGHTS", "CARD", "PROBE_SUMMARY", "PROBE_WEIGHTS", "PREDICTIONS", "PROBS", "MISTAKES_TABLES", "ADVERSARIAL_IMAGES",
+    "WEIGHTS", "CARD", "PROBE_SUMMARY", "PROBE_WEIGHTS", "PREDICTIONS", "PROBS", "CALIBRATION_PREDICTIONS",
+    "CALIBRATION_PROBS", "prediction_files", "MISTAKES_TABLES", "ADVERSARIAL_IMAGES",
     "embedding_file", "logits_file", "model_metrics_file", "mistakes_file",
     "read_card", "read_cards", "load_embeddings", "read_probe_summary", "read_model_metrics", "read_mistakes",
     "Predictions", "read_predictions", "unordered_pairs", "pair_matrix",
@@ -61,6 +62,9 @@ PROBE_SUMMARY = "probe.json"  # probe: probe and k-NN accuracy, the chosen L2
 PROBE_WEIGHTS = "probe.safetensors"  # probe: mean, scale, weight, bias
 PREDICTIONS = "eval.parquet"  # predict: sample_id, label, pred, correct, true_prob, top5
 PROBS = "eval_probs.npy"  # predict: float32 [n, C], temperature-scaled
+#: predict: the same two for the calibration split, on which ensembles and partners are chosen.
+CALIBRATION_PREDICTIONS, CALIBRATION_PROBS = "calibration.parquet", "calibration_probs.npy"
+_PREDICTION_FILES = {"eval": (PREDICTIONS, PROBS), "calibration": (CALIBRATION_PREDICTIONS, CALIBRATION_PROBS)}
 #: The mistakes stage's tables, one ``<name>.parquet`` each.
 MISTAKES_TABLES = ("taxonomy", "confusions", "consensus", "neighbours", "prototypes", "prototype_overlap",
                    "robustness", "transfer", "adversarial")
@@ -75,6 +79,12 @@ def embedding_file(folder: str | Path, split: str) -> Path:
 def logits_file(folder: str | Path, split: str) -> Path:
     """float32 [n_split, C] logits of one split: the head's (embed folder) or the probe's (probe folder)."""
     return Path(folder) / f"{split}_logits.npy"
+
+
+def prediction_files(folder: str | Path, split: str = "eval") -> tuple[Path, Path]:
+    """A predict folder's (predictions table, temperature-scaled probabilities) of ``split`` (eval or calibration)."""
+    table, probs = _PREDICTION_FILES[split]
+    return Path(folder) / table, Path(folder) / probs
 
 
 def model_metrics_file(metrics_dir: str | Path, model: str) -> Path:
@@ -171,30 +181,32 @@ class Predictions:
         return self.pred == self.labels
 
 
-def read_predictions(predictions_dir: str | Path, ids: Sequence[str]) -> Predictions:
-    """Read ``<predictions_dir>/<id>/eval.parquet`` of each model and check they are aligned.
+def read_predictions(predictions_dir: str | Path, ids: Sequence[str], *, split: str = "eval") -> Predictions:
+    """Read ``<predictions_dir>/<id>/eval.parquet`` (``calibration.parquet`` for that split) of each model and check
+    they are aligned.
 
     Raises:
         ValueError: a model's sample ids or labels differ from the first model's (naming the model).
     """
     root = Path(predictions_dir)
     frames = {}
+    files = {mid: prediction_files(root / mid, split) for mid in ids}
     for mid in ids:
-        path = root / mid / PREDICTIONS
+        path = files[mid][0]
         if not path.exists():
             raise FileNotFoundError(f"{path}: predictions not found; run predict@{mid} first")
         frames[mid] = pl.read_parquet(path, columns=["sample_id", "label", "pred"])
     first = frames[ids[0]]
     for mid, frame in frames.items():
         if not (frame["sample_id"].equals(first["sample_id"]) and frame["label"].equals(first["label"])):
-            raise ValueError(f"{root / mid / PREDICTIONS}: sample ids or labels differ from {ids[0]}'s; "
+            raise ValueError(f"{files[mid][0]}: sample ids or labels differ from {ids[0]}'s; "
                              "every model must predict the same eval samples in the same order (re-run predict)")
     return Predictions(
         models=tuple(ids),
         sample_ids=first["sample_id"].to_numpy().astype(np.int64),
         labels=first["label"].to_numpy().astype(np.int64),
         pred=np.stack([frames[mid]["pred"].to_numpy() for mid in ids]).astype(np.int64),
-        probs=tuple(root / mid / PROBS for mid in ids),
+        probs=tuple(files[mid][1] for mid in ids),
     )
 
 

@@ -33,7 +33,7 @@ model sources (params.yaml -> models.<id>.source):
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from zooscope.config import load_study
+    from zooscope.config import lint_zoo, load_study
     from zooscope.vocab import pair_category
 
     study = load_study(args.params)
@@ -45,6 +45,10 @@ def _validate(args: argparse.Namespace) -> int:
             cat = pair_category(base.tags.model_dump(), spec.tags.model_dump())
             counts[cat] = counts.get(cat, 0) + 1
     print("models by category relative to the base: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    warnings = lint_zoo(study)
+    print(f"zoo design: {len(warnings)} warning(s)" if warnings else "zoo design: no warnings")
+    for w in warnings:
+        print(f"  - {w.kind}: {w.message}")
     return 0
 
 

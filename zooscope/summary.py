@@ -59,9 +59,10 @@ def format_table(frame: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def category_rows(study_metrics: dict[str, Any], *, subsets: tuple[str, ...] = ("all", "matched")) -> list[dict[str, Any]]:
+def category_rows(study_metrics: dict[str, Any], *, subsets: tuple[str, ...] = tuple(SUBSETS)) -> list[dict[str, Any]]:
     """The per-category tables of ``metrics/study.json`` as flat rows: ``subset`` (all | matched),
-    ``category``, ``pairs`` and each statistic with its ``_lo`` / ``_hi`` interval, in category order."""
+    ``category``, ``pairs`` and each statistic with its intervals (``_lo`` / ``_hi`` over images, ``_zoo_lo`` /
+    ``_zoo_hi`` over models and images), in category order."""
     rows = []
     for subset in subsets:
         table = study_metrics.get(SUBSETS[subset].key) or {}
@@ -72,8 +73,9 @@ def category_rows(study_metrics: dict[str, Any], *, subsets: tuple[str, ...] = (
 
 def study_facts(study: Study, study_metrics: dict[str, Any] | None, *,
                 split_sizes: dict[str, int] | None = None) -> dict[str, Any]:
-    """The headline facts of a study: dataset, split sizes, zoo size, base, pair counts and the finding
-    lines (``findings`` of ``metrics/study.json``; empty before the ensemble stage has run)."""
+    """The headline facts of a study: dataset, split sizes, zoo size, base, pair counts, the finding lines
+    (``findings`` of ``metrics/study.json``; empty before the ensemble stage has run) and the zoo's design
+    warnings that qualify them (``lint``)."""
     metrics = study_metrics or {}
     return {
         "dataset": study.dataset.source, "splits": dict(split_sizes or {}), "models": len(study.models),
@@ -81,4 +83,5 @@ def study_facts(study: Study, study_metrics: dict[str, Any] | None, *,
         "pairs": metrics.get("pairs"), "matched_pairs": metrics.get("matched_pairs"),
         "matched_band": metrics.get("matched_band"), "n_boot": metrics.get("n_boot"),
         "findings": [str(f) for f in metrics.get("findings", [])],
+        "lint": [str(w) for w in metrics.get("lint", [])],
     }

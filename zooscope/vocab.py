@@ -47,7 +47,9 @@ class Subset(NamedTuple):
     label: str
 
 
-#: The pair subsets of the headline tables: every pair, and the accuracy-matched ones (|acc_a - acc_b| small).
-SUBSETS = {"all": Subset("categories", "all pairs"), "matched": Subset("categories_matched", "accuracy-matched pairs")}
+#: The pair subsets of the headline tables: every pair, the accuracy-matched ones (|acc_a - acc_b| small), and
+#: the pairs without a model flagged ``weak``.
+SUBSETS = {"all": Subset("categories", "all pairs"), "matched": Subset("categories_matched", "accuracy-matched pairs"),
+           "strong": Subset("categories_without_weak", "pairs without weak models")}
 #: The statistics each category reports with a bootstrap interval (``<stat>``, ``<stat>_lo``, ``<stat>_hi``).
 CATEGORY_STATS = ("kappa", "error_inconsistency", "gain")

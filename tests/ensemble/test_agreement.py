@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from zooscope.ensemble import (all_pairs_agreement, all_pairs_disagreement, bootstrap_pair, bootstrap_statistics,
-                               class_specialisation, disagreement, error_consistency, greedy_ensemble, pair_ensemble)
+                               class_specialisation, disagreement, ensemble_curve, error_consistency, greedy_ensemble,
+                               pair_ensemble)
 
-KEYS = ("error_inconsistency", "c_obs", "c_exp", "kappa", "kappa_max", "kappa_ratio", "error_corr")
+KEYS = ("error_inconsistency", "c_obs", "c_exp", "kappa", "kappa_max", "kappa_ratio", "kappa_min", "kappa_position",
+        "error_corr")
 
 
 def _zoo(n_models=6, n=400, num_classes=5, seed=0):
@@ -252,3 +254,27 @@ def test_greedy_ensemble_is_exact_under_ties():
         total = total + probs[best]
     got = greedy_ensemble(list(probs.astype(np.float32)), labels, max_size=4)
     assert got["order"].tolist() == order and got["accuracy"].tolist() == curve
+
+
+def test_ensemble_curve_of_a_fixed_order_against_the_mean_probabilities():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 4, 300)
+    probs = [rng.dirichlet(np.ones(4), 300).astype(np.float32) for _ in range(5)]
+    order = [3, 0, 4]
+    want = [float((np.mean([probs[m] for m in order[:k]], axis=0).argmax(1) == labels).mean()) for k in (1, 2, 3)]
+    np.testing.assert_allclose(ensemble_curve(probs, labels, order), want)
+    # on the split the order was chosen on, the curve is greedy_ensemble's own accuracy
+    greedy = greedy_ensemble(probs, labels, max_size=4)
+    np.testing.assert_array_equal(ensemble_curve(lambda m: probs[m], labels, greedy["order"]), greedy["accuracy"])
+
+
+def test_kappa_bounds_against_published_and_hand_worked_values():
+    """Geirhos et al. (2020): kappa_max for accuracies 0.8 and 0.6 is 0.5455; kappa_min by hand from
+    c_obs_min = |0.8 + 0.6 - 1| = 0.4 and c_exp = 0.56: (0.4 - 0.56) / 0.44 = -0.3636."""
+    a = np.r_[np.ones(80, bool), np.zeros(20, bool)]
+    nested, disjoint = np.r_[np.ones(60, bool), np.zeros(40, bool)], np.r_[np.zeros(40, bool), np.ones(60, bool)]
+    for b, position in ((nested, 1.0), (disjoint, 0.0)):
+        got = error_consistency(a, b)
+        assert got["kappa_max"] == pytest.approx(0.5455, abs=5e-5) and got["kappa_min"] == pytest.approx(-0.3636, abs=5e-5)
+        assert got["kappa_position"] == pytest.approx(position)
+    assert error_consistency(a, nested)["kappa"] == pytest.approx(0.5455, abs=5e-5)  # nested errors reach the bound

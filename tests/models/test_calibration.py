@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from zooscope.models import ece, fit_temperature, nll, softmax, topk
+from zooscope.models import TEMPERATURE_BOUNDS, at_bound, ece, fit_temperature, nll, softmax, topk
 
 
 def _logits(n=2000, c=7, seed=0, scale=2.0):
@@ -138,3 +138,20 @@ def test_topk_matches_argsort():
 def test_topk_accuracy_hand_worked():
     scores = np.array([[0.1, 0.7, 0.2], [0.5, 0.3, 0.2]])
     np.testing.assert_array_equal(topk(scores, k=2), [[1, 2], [0, 1]])
+
+
+def test_topk_breaks_ties_to_the_lower_class_like_argmax():
+    scores = np.array([[0.2, 0.4, 0.4, 0.0], [0.25, 0.25, 0.25, 0.25], [0.1, 0.3, 0.3, 0.3]])
+    top = topk(scores, k=3)
+    assert top.tolist() == [[1, 2, 0], [0, 1, 2], [1, 2, 3]]
+    np.testing.assert_array_equal(top[:, 0], scores.argmax(1))
+
+
+def test_a_temperature_on_its_search_bound_is_reported():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 200)
+    informative = np.eye(3)[labels] * 2 + rng.normal(size=(200, 3))
+    assert not at_bound(fit_temperature(informative, labels))
+    constant = np.tile([[5.0, 0.0, 0.0]], (200, 1))  # says class 0 for everything: no temperature fits
+    t = fit_temperature(constant, labels)
+    assert at_bound(t) and t == pytest.approx(TEMPERATURE_BOUNDS[1], rel=1e-3)

@@ -139,3 +139,13 @@ def test_mutual_knn_scores_equal_the_generic_permutation_null():
         (mean, std, corrected), abs=1e-12)
     same = mutual_knn_scores(knn_ids(x, k=5), knn_ids(x, k=5), n_perm=3)
     assert same["mutual_knn"] == 1.0 and same["mutual_knn_null"] < 0.2
+
+
+def test_cka_reproduces_the_published_demo_values():
+    """Kornblith et al.'s CKA demo: numpy seed 1337, X = randn(100, 10), Y = randn(100, 10) + X gives linear CKA
+    0.55761 and debiased (unbiased HSIC) CKA 0.51346."""
+    np.random.seed(1337)
+    x = np.random.randn(100, 10)
+    y = np.random.randn(100, 10) + x
+    assert linear_cka(x, y) == pytest.approx(0.55761, abs=5e-6)
+    assert linear_cka_debiased(x, y) == pytest.approx(0.51346, abs=5e-6)

@@ -45,6 +45,12 @@ def test_pairs_table_matches_a_pair_recomputed_from_the_prediction_files(studied
     assert row["cka"] == pytest.approx(linear_cka(x, y)) and row["cka_debiased"] == pytest.approx(linear_cka_debiased(x, y))
     assert row["mutual_knn"] == mutual_knn(x, y, k=TINY_STUDY["similarity"]["knn_k"])
     assert row["category"] == "architecture" and 0 < row["concat_probe_acc"] <= 1
+    # what is chosen among pairs is chosen on the calibration split: its gain from the calibration files
+    cal = {mid: np.load(repo / f"artifacts/predictions/{mid}/calibration_probs.npy") for mid in ("cnn_a", "mlp")}
+    cal_labels = pl.read_parquet(repo / "artifacts/predictions/cnn_a/calibration.parquet")["label"].to_numpy()
+    cal_ens = pair_ensemble(cal["cnn_a"], cal["mlp"], cal_labels)
+    assert (row["cal_acc_a"], row["cal_acc_b"], row["cal_gain"]) == pytest.approx(
+        (cal_ens["acc_a"], cal_ens["acc_b"], cal_ens["gain"]), rel=1e-12, abs=1e-15)
 
 
 def test_study_metrics_plots_and_finding(studied, tmp_path):
@@ -53,6 +59,18 @@ def test_study_metrics_plots_and_finding(studied, tmp_path):
     study = next(v["data"]["metrics/study.json"]["data"] for v in shown.values())
     assert study["pairs"] == 6 and study["categories"] and study["finding"].startswith("kappa, ")
     assert set(study["categories"]) | set(study["categories_matched"]) <= set(CATEGORIES) and len(study["greedy"]) == 4
+    # the greedy members were chosen on calibration; each size's accuracy is that ensemble's on eval
+    stored_greedy = json.loads((repo / "metrics/study.json").read_text())["greedy"]
+    members = [stored_greedy[f"size_{k}"]["added"] for k in range(1, 5)]
+    labels = pl.read_parquet(repo / "artifacts/predictions/cnn_a/eval.parquet")["label"].to_numpy()
+    total = 0
+    for k, mid in enumerate(members, 1):
+        total = total + np.load(repo / f"artifacts/predictions/{mid}/eval_probs.npy").astype(np.float64)
+        assert stored_greedy[f"size_{k}"]["accuracy"] == pytest.approx(float((total.argmax(1) == labels).mean()))
+    cal_first = max(TINY_STUDY["models"], key=lambda m: (np.load(
+        repo / f"artifacts/predictions/{m}/calibration_probs.npy").argmax(1) == pl.read_parquet(
+        repo / f"artifacts/predictions/{m}/calibration.parquet")["label"].to_numpy()).mean())
+    assert members[0] == cal_first
     stored = json.loads((repo / "metrics/study.json").read_text())
     assert [f.split(",")[0] for f in stored["findings"]] == ["kappa", "error_inconsistency", "gain"]
     assert f"\n{study['finding']}\n" in out  # printed at the end of the ensemble stage

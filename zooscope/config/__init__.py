@@ -10,6 +10,7 @@ from zooscope.config._errors import StudyError
 from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesSettings, PredictSettings, ProbeSettings,
                                       ReportSettings, SimilaritySettings)
 from zooscope.config.study import DatasetSpec, Study, load_study, parse_study
+from zooscope.config.lint import ZooWarning, lint_zoo
 from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Augment, AutoencoderTrain, DistillTrain,
                                  ModelSpec, RandomFeaturesTrain, SimCLRTrain, SupervisedTrain, Tags, TeacherSpec,
                                  recipe_train_options)
@@ -18,5 +19,6 @@ __all__ = [
     "ARCH_KINDS", "RECIPES", "SOURCE_KINDS", "StudyError", "Study", "DatasetSpec", "ModelSpec", "Tags", "ArchSpec",
     "Augment", "SupervisedTrain", "DistillTrain", "TeacherSpec", "SimCLRTrain", "AutoencoderTrain",
     "RandomFeaturesTrain", "recipe_train_options", "load_study", "parse_study", "EmbedSettings", "ProbeSettings",
-    "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings",
+    "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings", "ZooWarning",
+    "lint_zoo",
 ]

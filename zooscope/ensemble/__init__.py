@@ -8,11 +8,11 @@ from zooscope._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "agreement": ("error_consistency", "disagreement", "pair_ensemble", "agreement_from_counts", "bootstrap_statistics",
                   "bootstrap_pair", "all_pairs_agreement", "all_pairs_disagreement", "class_specialisation",
-                  "greedy_ensemble"),
+                  "greedy_ensemble", "ensemble_curve"),
     "blockwise": ("ensemble_pairs",),
-    "bootstrap": ("bootstrap_weights", "resampled_counts", "interval95"),
+    "bootstrap": ("bootstrap_weights", "resampled_counts", "interval95", "model_resample_weights"),
     "categories": ("PAIRS_COLUMNS", "pairs_table", "category_tables", "finding", "best_partners", "plot_frames",
                    "study_metrics", "format_categories"),
-    "pairs": ("PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table"),
+    "pairs": ("PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table", "calibration_columns"),
     "tables": ("EnsembleTables", "ensemble_tables"),
 })

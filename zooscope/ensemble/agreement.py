@@ -31,6 +31,7 @@ __all__ = [
     "all_pairs_disagreement",
     "class_specialisation",
     "greedy_ensemble",
+    "ensemble_curve",
 ]
 
 
@@ -44,6 +45,9 @@ def agreement_from_counts(n_a: ArrayLike, n_b: ArrayLike, n_ab: ArrayLike, n: in
     With p_a = n_a/n, p_b = n_b/n and c_obs = (n - n_a - n_b + 2 n_ab)/n, the science.md formulas become
         kappa     = (c_obs - c_exp) / (1 - c_exp)           = 2 (n n_ab - n_a n_b) / (n (n_a + n_b) - 2 n_a n_b)
         kappa_max = same with n_ab -> min(n_a, n_b)           (c_obs_max = 1 - |p_a - p_b|)
+        kappa_min = same with n_ab -> max(0, n_a + n_b - n)   (c_obs_min = |p_a + p_b - 1|)
+        kappa_position = (kappa - kappa_min) / (kappa_max - kappa_min): where kappa sits in the range the two
+            accuracies allow (0: errors as disjoint as possible, 1: as nested as possible)
         error_corr = (n n_ab - n_a n_b) / sqrt(n_a (n - n_a) n_b (n - n_b))
     The kappa denominator is zero only when both models are all right or both all wrong
     (c_obs == 1 == c_exp): kappa and kappa_max are then 1. kappa_ratio is nan where kappa_max is 0
@@ -52,11 +56,13 @@ def agreement_from_counts(n_a: ArrayLike, n_b: ArrayLike, n_ab: ArrayLike, n: in
     """
     cov = n * n_ab - n_a * n_b
     cov_max = n * np.minimum(n_a, n_b) - n_a * n_b
+    cov_min = n * np.maximum(0, n_a + n_b - n) - n_a * n_b
     den = n * (n_a + n_b) - 2 * n_a * n_b
     var = n_a * (n - n_a) * n_b * (n - n_b)
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = np.where(den == 0, 1.0, 2 * cov / den)
         kappa_max = np.where(den == 0, 1.0, 2 * cov_max / den)
+        kappa_min = np.where(den == 0, 1.0, 2 * cov_min / den)
         return {
             "error_inconsistency": (n_a + n_b - 2 * n_ab) / n,
             "c_obs": (n - n_a - n_b + 2 * n_ab) / n,
@@ -64,6 +70,8 @@ def agreement_from_counts(n_a: ArrayLike, n_b: ArrayLike, n_ab: ArrayLike, n: in
             "kappa": kappa,
             "kappa_max": kappa_max,
             "kappa_ratio": np.where(kappa_max == 0, np.nan, kappa / kappa_max),
+            "kappa_min": kappa_min,
+            "kappa_position": np.where(kappa_max == kappa_min, np.nan, (kappa - kappa_min) / (kappa_max - kappa_min)),
             "error_corr": np.where(var == 0, np.nan, cov / np.sqrt(var)),
         }
 
@@ -87,10 +95,11 @@ def error_consistency(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str,
         correct_a, correct_b: bool (or 0/1) [n_samples], 1 where the model is right; same sample order.
 
     Returns:
-        ``{error_inconsistency, c_obs, c_exp, kappa, kappa_max, kappa_ratio, error_corr}`` as floats.
-        kappa is Cohen's kappa (1 when c_obs == 1 == c_exp), kappa_max its bound given the two
-        accuracies, kappa_ratio = kappa / kappa_max (nan when kappa_max == 0), error_corr the Pearson
-        correlation of the error indicators (nan when one is constant).
+        ``{error_inconsistency, c_obs, c_exp, kappa, kappa_max, kappa_ratio, kappa_min, kappa_position,
+        error_corr}`` as floats. kappa is Cohen's kappa (1 when c_obs == 1 == c_exp), kappa_max and kappa_min
+        its bounds given the two accuracies, kappa_ratio = kappa / kappa_max (nan when kappa_max == 0),
+        kappa_position = kappa's place in [kappa_min, kappa_max] (nan when that range is empty), error_corr the
+        Pearson correlation of the error indicators (nan when one is constant).
     """
     a, b = as_correct("correct_a", correct_a), as_correct("correct_b", correct_b)
     check_same_shape("correct_a", a, "correct_b", b)
@@ -361,3 +370,21 @@ def greedy_ensemble(
         order.append(best)
         accuracy.append(best_acc)
     return {"order": np.array(order, np.int64), "accuracy": np.array(accuracy, np.float64)}
+
+
+def ensemble_curve(probs_by_model: Sequence[np.ndarray] | Callable[[int], np.ndarray], labels: np.ndarray,
+                   order: Sequence[int]) -> np.ndarray:
+    """Accuracy float64 [len(order)] of the mean-probability ensembles of the first 1, 2, ... models of ``order``:
+    how an ensemble chosen on one split (:func:`greedy_ensemble` on calibration) does on another (eval).
+
+    The running sum is float64 and ties go to the lower class index, as in :func:`greedy_ensemble`, so on the
+    split it was chosen on the curve is ``greedy_ensemble``'s own ``accuracy``.
+    """
+    labels = as_labels(labels)
+    load = probs_by_model if callable(probs_by_model) else probs_by_model.__getitem__
+    total, out = None, []
+    for m in order:
+        probs = np.asarray(check_scores(f"probs_by_model[{m}]", load(int(m)), labels), np.float64)
+        total = probs.copy() if total is None else total + probs
+        out.append(float((total.argmax(1) == labels).mean()))
+    return np.array(out, np.float64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["bootstrap_weights", "resampled_counts", "interval95"]
+__all__ = ["bootstrap_weights", "resampled_counts", "interval95", "model_resample_weights"]
 
 
 def bootstrap_weights(n: int, *, n_boot: int, seed: int = 0, block: int = 64) -> np.ndarray:
@@ -61,3 +61,26 @@ def interval95(draws: np.ndarray, *, axis: int = -1) -> tuple[np.ndarray, np.nda
     """The 2.5 and 97.5 percentiles of bootstrap ``draws`` along ``axis``: a 95% percentile interval."""
     lo, hi = np.percentile(draws, [2.5, 97.5], axis=axis)
     return lo, hi
+
+
+def model_resample_weights(model_a: np.ndarray, model_b: np.ndarray, n_models: int, *, n_boot: int,
+                           seed: int = 0) -> np.ndarray:
+    """How often each pair appears when the zoo's models are resampled: float64 [n_boot, n_pairs].
+
+    Resample r draws ``n_models`` of the models with replacement (``numpy.random.default_rng((seed, 1))``,
+    stream 1 of the seed; the images use ``default_rng(seed)``); the pairs of the resampled zoo are the pairs
+    of two draws of different models, so pair (a, b) appears count_r(a) * count_r(b) times (the vertex
+    bootstrap of dyadic data: pairs that share a model are resampled together, as they should be, since
+    they are not independent).
+
+    Args:
+        model_a, model_b: int [n_pairs], the two models of each pair (indices below ``n_models``).
+    """
+    model_a, model_b = np.asarray(model_a, np.int64), np.asarray(model_b, np.int64)
+    if n_models < 2 or n_boot < 1 or model_a.shape != model_b.shape or model_a.ndim != 1:
+        raise ValueError(f"need >= 2 models, n_boot >= 1 and two [n_pairs] index arrays; got {n_models}, {n_boot}, "
+                         f"{model_a.shape} and {model_b.shape}")
+    rng = np.random.default_rng((seed, 1))
+    drawn = rng.integers(0, n_models, size=(n_boot, n_models))
+    counts = np.stack([np.bincount(row, minlength=n_models) for row in drawn]).astype(np.float64)
+    return counts[:, model_a] * counts[:, model_b]

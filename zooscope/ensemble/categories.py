@@ -1,10 +1,22 @@
-"""The study's headline (science.md sections 2 to 4): per methodology category, how much pairs agree and
-how much their ensembles gain, over all pairs and over accuracy-matched pairs, with bootstrap intervals.
+"""The study's headline: per methodology category, how much pairs agree and how much their ensembles gain,
+over all pairs, over accuracy-matched pairs and over pairs without weak models, each mean with two
+bootstrap intervals that speak for two populations:
 
-Every pair is resampled with the same bootstrap rows (``zooscope.ensemble.bootstrap``), so the interval of a
-category mean is the percentile interval of the per-resample means, and the difference between two
-categories is bootstrapped the same way: the finding line writes ``>`` only where that difference's
-interval lies above zero, ``~`` otherwise.
+- **over images** (``<stat>_lo``, ``<stat>_hi``): the zoo held fixed, the eval images resampled. It answers
+  "for these very models, on other test images like these?". Every pair is resampled with the same image
+  rows (``zooscope.ensemble.bootstrap``), so a category mean's interval is the percentile interval of the
+  per-resample means.
+- **over models and images** (``<stat>_zoo_lo``, ``<stat>_zoo_hi``): each resample also redraws the zoo's
+  models with replacement and keeps the pairs of the redrawn zoo (a pair of two drawn models counts as
+  often as both were drawn; :func:`zooscope.ensemble.bootstrap.model_resample_weights`). It answers "for
+  other models made the way these were, on other test images?", and is wide where a category rests on few
+  models, as it should be. ``<stat>_zoo_missing`` is the share of resamples whose zoo had no pair of the
+  category (the interval is over the others).
+
+Differences between categories are bootstrapped on the same resamples. A finding line writes ``>`` only
+where the interval over models and images of the difference between neighbouring categories lies above
+zero, ``~`` otherwise, and ``~ (only over images)`` where the difference holds for these models but not
+for models made this way.
 """
 
 from __future__ import annotations
@@ -51,82 +63,127 @@ def pairs_table(ensemble: pl.DataFrame, similarity: pl.DataFrame) -> pl.DataFram
 
 def _groups(frame: pl.DataFrame, subset: str) -> dict[str, np.ndarray]:
     """category -> bool [n_pairs] mask of its pairs in ``subset`` (categories without pairs are left out)."""
-    in_subset = np.ones(len(frame), bool) if subset == "all" else frame["matched"].to_numpy()
+    in_subset = {"all": lambda: np.ones(len(frame), bool), "matched": lambda: frame["matched"].to_numpy(),
+                 "strong": lambda: ~frame["weak_pair"].to_numpy()}[subset]()
     category = frame["category"].to_numpy()
     return {cat: in_subset & (category == cat) for cat in CATEGORIES if (in_subset & (category == cat)).any()}
 
 
-def category_tables(frame: pl.DataFrame, draws: dict[str, np.ndarray]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{"all" | "matched": {category: {pairs, <stat>, <stat>_lo, <stat>_hi, ...}}}``.
+def _zoo_means(draws: np.ndarray, zoo: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per resample, the mean over the pairs of ``mask`` in the redrawn zoo: float [n_boot], nan where the
+    redrawn zoo has none of them. draws: [n_pairs, n_boot]; zoo: [n_boot, n_pairs] pair counts."""
+    weight = zoo[:, mask]
+    total = weight.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (weight * draws[mask].T).sum(1) / total, np.nan)
+
+
+def _zoo_interval(draws: np.ndarray) -> tuple[float, float, float]:
+    """(lo, hi, share of nan draws): the 95% interval over the draws that exist."""
+    ok = draws[np.isfinite(draws)]
+    missing = 1.0 - len(ok) / len(draws)
+    if len(ok) == 0:
+        return math.nan, math.nan, missing
+    lo, hi = interval95(ok)
+    return float(lo), float(hi), missing
+
+
+def category_tables(frame: pl.DataFrame, draws: dict[str, np.ndarray],
+                    zoo: np.ndarray) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{"all" | "matched" | "strong": {category: {pairs, models, <stat>, <stat>_lo, <stat>_hi, <stat>_zoo_lo,
+    <stat>_zoo_hi, <stat>_zoo_missing, ...}}}``.
 
     Args:
-        frame: the pair table (``category``, ``matched``, the stats, ``cka_debiased``, ``mutual_knn``).
-        draws: stat -> bootstrap draws float [n_pairs, n_boot] of kappa, error_inconsistency and gain.
+        frame: the pair table (``model_a``, ``model_b``, ``category``, ``matched``, ``weak_pair``, the stats,
+            ``cka_debiased``, ``mutual_knn``).
+        draws: stat -> image-bootstrap draws float [n_pairs, n_boot] of kappa, error_inconsistency and gain.
+        zoo: float [n_boot, n_pairs], how often each pair appears in each resample's redrawn zoo.
 
-    Each stat is the mean over the category's pairs with the 95% interval of that mean; mean debiased
-    CKA and mutual k-NN are given without intervals.
+    Each stat is the mean over the category's pairs with the two 95% intervals of that mean (see the module's
+    docstring); ``models`` counts the distinct models in its pairs; mean debiased CKA and mutual k-NN are given
+    without intervals.
     """
     tables: dict[str, dict[str, dict[str, Any]]] = {}
     for subset in SUBSETS:
         tables[subset] = {}
         for cat, mask in _groups(frame, subset).items():
             rows = frame.filter(pl.Series(mask))
-            entry: dict[str, Any] = {"pairs": len(rows)}
+            entry: dict[str, Any] = {"pairs": len(rows), "models": len(set(rows["model_a"]) | set(rows["model_b"]))}
             for stat in CATEGORY_STATS:
                 lo, hi = interval95(draws[stat][mask].mean(0))
-                entry |= {stat: rows[stat].mean(), f"{stat}_lo": float(lo), f"{stat}_hi": float(hi)}
+                zlo, zhi, missing = _zoo_interval(_zoo_means(draws[stat], zoo, mask))
+                entry |= {stat: rows[stat].mean(), f"{stat}_lo": float(lo), f"{stat}_hi": float(hi),
+                          f"{stat}_zoo_lo": zlo, f"{stat}_zoo_hi": zhi, f"{stat}_zoo_missing": missing}
             entry |= {col: rows[col].fill_nan(None).mean() for col in ("cka_debiased", "mutual_knn")}
             tables[subset][cat] = {key: _number(value) for key, value in entry.items()}
     return tables
 
 
-def finding(frame: pl.DataFrame, draws: dict[str, np.ndarray], *, stat: str = "kappa") -> str:
-    """One line ranking the categories by mean ``stat``, e.g.
-    ``kappa, accuracy-matched pairs (95% CI): reinit 0.76 [0.72, 0.80] > architecture 0.62 [0.55, 0.68] ~ ...``
-    (``stat``: kappa, error_inconsistency or gain).
+def _above_zero(difference: np.ndarray) -> bool:
+    """Whether the 95% interval of bootstrap differences lies above zero (nan draws, where a redrawn zoo lacks
+    a category, are left out; a difference that exists in fewer than half the draws is not established)."""
+    ok = difference[np.isfinite(difference)]
+    return len(ok) >= len(difference) / 2 and interval95(ok)[0] > 0
+
+
+def finding(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.ndarray, *, stat: str = "kappa") -> str:
+    """One line ranking the categories by mean ``stat``, e.g. ``kappa, accuracy-matched pairs (95% CI over
+    images; over models and images): reinit 0.76 [0.72, 0.80; 0.61, 0.86] ~ (only over images) architecture
+    0.62 [0.55, 0.68; 0.50, 0.71] ...`` (``stat``: kappa, error_inconsistency or gain).
 
     Uses the accuracy-matched pairs when at least two categories have some, else all pairs. ``>``: the
-    interval of the difference between neighbouring categories is above zero; ``~``: it is not.
+    interval over models and images of the difference between neighbouring categories is above zero;
+    ``~ (only over images)``: only its interval over images is; ``~``: neither.
     """
     subset = "matched" if len(_groups(frame, "matched")) >= 2 else "all"
     groups = _groups(frame, subset)
     values = frame[stat].to_numpy()
     means = {cat: float(values[mask].mean()) for cat, mask in groups.items()}
-    cat_draws = {cat: draws[stat][mask].mean(0) for cat, mask in groups.items()}
+    image = {cat: draws[stat][mask].mean(0) for cat, mask in groups.items()}
+    both = {cat: _zoo_means(draws[stat], zoo, mask) for cat, mask in groups.items()}
     order = sorted(groups, key=lambda c: -means[c])
-    text = f"{stat}, {SUBSETS[subset].label} (95% CI):"
+    fmt = _FORMATS[stat].format
+    text = f"{stat}, {SUBSETS[subset].label} (95% CI over images; over models and images):"
     for i, cat in enumerate(order):
         if i:
-            text += " >" if interval95(cat_draws[order[i - 1]] - cat_draws[cat])[0] > 0 else " ~"
-        lo, hi = interval95(cat_draws[cat])
-        fmt = _FORMATS[stat]
-        text += f" {cat} {fmt.format(means[cat])} [{fmt.format(lo)}, {fmt.format(hi)}]"
+            prev = order[i - 1]
+            if _above_zero(both[prev] - both[cat]):
+                text += " >"
+            else:
+                text += " ~ (only over images)" if _above_zero(image[prev] - image[cat]) else " ~"
+        lo, hi = interval95(image[cat])
+        zlo, zhi, _ = _zoo_interval(both[cat])
+        text += f" {cat} {fmt(means[cat])} [{fmt(lo)}, {fmt(hi)}; {fmt(zlo)}, {fmt(zhi)}]"
     return text
 
 
 def best_partners(frame: pl.DataFrame, per_class: pl.DataFrame, *, strongest: int) -> dict[str, dict[str, Any]]:
-    """For each of the ``strongest`` most accurate models, the partner whose ensemble with it gains most.
+    """For each of the ``strongest`` most accurate models, the partner whose ensemble with it gains most, both
+    chosen on the calibration split (``cal_acc_a``, ``cal_acc_b``, ``cal_gain``) and reported on eval: choosing
+    and reporting on one split would flatter the gain (the winner's curse).
 
     Returns:
         model -> {accuracy, partner, partner_accuracy, ensemble_accuracy, gain, gain_lo, gain_hi, category,
-        classes_hurt (classes where the ensemble is below the better member)}; a partner weaker than the
-        model that still gains is the paper's "a weaker model can improve a stronger one".
+        classes_hurt (classes where the ensemble is below the better member), calibration_gain} (eval numbers
+        unless named otherwise); a partner weaker than the model that still gains is the paper's "a weaker
+        model can improve a stronger one".
     """
     sides = [frame.select(pl.col(f"model_{me}").alias("model"), pl.col(f"acc_{me}").alias("acc"),
-                          pl.col(f"model_{other}").alias("partner"), pl.col(f"acc_{other}").alias("partner_acc"),
-                          "model_a", "model_b", "ens_acc", "gain", "gain_lo", "gain_hi", "category")
+                          pl.col(f"cal_acc_{me}").alias("cal_acc"), pl.col(f"model_{other}").alias("partner"),
+                          pl.col(f"acc_{other}").alias("partner_acc"), "model_a", "model_b", "ens_acc", "gain",
+                          "gain_lo", "gain_hi", "cal_gain", "category")
              for me, other in (("a", "b"), ("b", "a"))]
     both = pl.concat(sides)
-    accuracy = both.group_by("model").agg(pl.col("acc").first()).sort(["acc", "model"], descending=[True, False])
+    accuracy = both.group_by("model").agg(pl.col("cal_acc").first()).sort(["cal_acc", "model"], descending=[True, False])
     result = {}
     for model in accuracy["model"].head(strongest):
-        best = both.filter(pl.col("model") == model).sort("gain", descending=True, maintain_order=True).row(0, named=True)
+        best = both.filter(pl.col("model") == model).sort("cal_gain", descending=True, maintain_order=True).row(0, named=True)
         hurt = per_class.filter((pl.col("model_a") == best["model_a"]) & (pl.col("model_b") == best["model_b"])
                                 & (pl.col("ens_vs_better") < 0))
         result[model] = {key: _number(best[col]) for key, col in (
             ("accuracy", "acc"), ("partner", "partner"), ("partner_accuracy", "partner_acc"),
             ("ensemble_accuracy", "ens_acc"), ("gain", "gain"), ("gain_lo", "gain_lo"), ("gain_hi", "gain_hi"),
-            ("category", "category"))} | {"classes_hurt": len(hurt)}
+            ("category", "category"), ("calibration_gain", "cal_gain"))} | {"classes_hurt": len(hurt)}
     return result
 
 
@@ -144,34 +201,45 @@ def plot_frames(frame: pl.DataFrame, tables: dict[str, dict[str, dict[str, Any]]
     return {"kappa_by_category": pl.DataFrame(bars), "gain_vs_kappa": matched, "greedy_curve": curve}
 
 
-def study_metrics(frame: pl.DataFrame, draws: dict[str, np.ndarray], tables: dict[str, dict[str, dict[str, Any]]],
-                  per_class: pl.DataFrame, greedy: dict[str, np.ndarray], models: list[str], *, matched_band: float,
-                  n_boot: int, strongest: int) -> dict[str, Any]:
+def study_metrics(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.ndarray,
+                  tables: dict[str, dict[str, dict[str, Any]]], per_class: pl.DataFrame, greedy: dict[str, np.ndarray],
+                  models: list[str], *, matched_band: float, n_boot: int, strongest: int,
+                  lint: list[str]) -> dict[str, Any]:
     """``metrics/study.json``: the category tables (``categories`` over all pairs, ``categories_matched``
     over accuracy-matched ones, from :func:`category_tables`), best partners, the greedy curve, the
-    ``finding`` line (kappa) and ``findings`` (kappa, error inconsistency, gain; DVC metrics skip lists)."""
-    findings = [finding(frame, draws, stat=stat) for stat in CATEGORY_STATS]
+    ``finding`` line (kappa), ``findings`` (kappa, error inconsistency, gain; DVC metrics skip lists) and ``lint``,
+    the zoo's design warnings (:func:`zooscope.config.lint_zoo`) that qualify them."""
+    findings = [finding(frame, draws, zoo, stat=stat) for stat in CATEGORY_STATS]
     return {
         "models": len(models), "pairs": len(frame), "matched_pairs": int(frame["matched"].sum()),
         "matched_band": matched_band, "n_boot": n_boot,
-        "categories": tables["all"], "categories_matched": tables["matched"],
+        **{SUBSETS[subset].key: table for subset, table in tables.items()},
         "best_partner": best_partners(frame, per_class, strongest=strongest),
         "greedy": {f"size_{k + 1}": {"accuracy": float(acc), "added": models[m]}
                    for k, (m, acc) in enumerate(zip(greedy["order"], greedy["accuracy"], strict=True))},
         "pair_classes_hurt": _number(float((per_class["ens_vs_better"] < 0).mean())),
-        "finding": findings[0], "findings": findings,
+        "finding": findings[0], "findings": findings, "lint": list(lint),
     }
 
 
+def _with_intervals(entry: dict[str, Any], stat: str) -> str:
+    """``mean [lo, hi; zoo_lo, zoo_hi]`` of one category's stat (intervals over images; over models and images)."""
+    f = _FORMATS[stat].format
+    zoo = (f"{f(entry[f'{stat}_zoo_lo'])}, {f(entry[f'{stat}_zoo_hi'])}" if entry.get(f"{stat}_zoo_lo") is not None
+           else "no zoo")
+    return f"{f(entry[stat])} [{f(entry[f'{stat}_lo'])}, {f(entry[f'{stat}_hi'])}; {zoo}]"
+
+
 def format_categories(tables: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """The category tables as text: mean and 95% interval of kappa, error inconsistency and gain."""
+    """The category tables as text: mean of kappa, error inconsistency and gain, each with its 95% interval over
+    images and over models and images."""
     lines = []
     for subset, cats in tables.items():
         lines.append(SUBSETS[subset].label + ("" if cats else ": none"))
         if cats:
-            lines.append(f"  {'category':<16}{'pairs':>5}  {'kappa':<20}{'error inconsistency':<22}gain")
+            lines.append(f"  {'category':<16}{'pairs':>5}{'models':>7}  {'kappa':<28}{'error inconsistency':<32}gain")
         for cat, e in cats.items():
-            kappa = f"{e['kappa']:.2f} [{e['kappa_lo']:.2f}, {e['kappa_hi']:.2f}]"
-            ei = f"{e['error_inconsistency']:.3f} [{e['error_inconsistency_lo']:.3f}, {e['error_inconsistency_hi']:.3f}]"
-            lines.append(f"  {cat:<16}{e['pairs']:>5}  {kappa:<20}{ei:<22}{e['gain']:+.4f} [{e['gain_lo']:+.4f}, {e['gain_hi']:+.4f}]")
+            lines.append(f"  {cat:<16}{e['pairs']:>5}{e['models']:>7}  {_with_intervals(e, 'kappa'):<28}"
+                         f"{_with_intervals(e, 'error_inconsistency'):<32}{_with_intervals(e, 'gain')}")
+    lines.append("  [95% interval over images; over models and images]")
     return "\n".join(lines)

@@ -24,10 +24,10 @@ from zooscope.ensemble.blockwise import ensemble_pairs
 from zooscope.io import sha256_file
 from zooscope.vocab import pair_category
 from zooscope.paircache import Pair, code_digest, digest
-from zooscope.ensemble.bootstrap import bootstrap_weights, interval95, resampled_counts
+from zooscope.ensemble.bootstrap import bootstrap_weights, interval95, model_resample_weights, resampled_counts
 from zooscope.artifacts import Predictions
 
-__all__ = ["PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table"]
+__all__ = ["PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table", "calibration_columns"]
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,15 @@ class PairTable:
         frame: one row per pair (model_a, model_b, category, accuracies, agreement, ensembles, intervals).
         draws: bootstrap draws float64 [n_pairs, n_boot] of ``kappa``, ``error_inconsistency`` and
             ``gain``; every pair uses the same resamples, so means over pairs bootstrap by row.
+        zoo: float64 [n_boot, n_pairs], how often each pair appears when resample b also redraws the models
+            (:func:`zooscope.ensemble.bootstrap.model_resample_weights`): the second level of the intervals.
         per_class: one row per (pair, class): support, both members' and the ensemble's accuracy, which
             member wins, and the ensemble minus the overall better member (negative: the partner hurts).
     """
 
     frame: pl.DataFrame
     draws: dict[str, np.ndarray]
+    zoo: np.ndarray
     per_class: pl.DataFrame
 
 
@@ -121,8 +124,24 @@ def ensemble_table(preds: Predictions, cards: Mapping[str, Mapping[str, Any]], p
             columns |= {"gain_lo": lo_hi["gain"][0], "gain_hi": lo_hi["gain"][1]}
         columns[f"conversion{suffix}"] = conversion
     columns |= {
-        "kappa_ratio": agree["kappa_ratio"], "error_inconsistency_lo": lo_hi["error_inconsistency"][0],
+        "kappa_ratio": agree["kappa_ratio"], "kappa_min": agree["kappa_min"],
+        "kappa_position": agree["kappa_position"], "error_inconsistency_lo": lo_hi["error_inconsistency"][0],
         "error_inconsistency_hi": lo_hi["error_inconsistency"][1], "theta_mean": r["theta_mean"],
         "theta_std": r["theta_std"], "matched": np.abs(acc[ia] - acc[ib]) <= matched_band + 1e-12,
+        "weak_pair": [bool(cards[a].get("weak")) or bool(cards[b].get("weak")) for a, b in pairs],
     }
-    return PairTable(pl.DataFrame(columns), draws, _per_class(preds, pairs, ia, ib, r["class_ens_right"]))
+    zoo = model_resample_weights(ia, ib, len(preds.models), n_boot=n_boot, seed=seed)
+    return PairTable(pl.DataFrame(columns), draws, zoo, _per_class(preds, pairs, ia, ib, r["class_ens_right"]))
+
+
+def calibration_columns(calibration: Predictions, pairs: list[Pair]) -> pl.DataFrame:
+    """Per pair, on the calibration split: both members' accuracy and the ensemble's gain over the better one
+    (``cal_acc_a``, ``cal_acc_b``, ``cal_gain``). What is chosen among pairs (best partners, the most complementary
+    pair) is chosen on these and reported on eval, so the choice does not flatter the reported number."""
+    index = {mid: m for m, mid in enumerate(calibration.models)}
+    ia, ib = (np.array([index[p[k]] for p in pairs], np.int64) for k in (0, 1))
+    got = ensemble_pairs(list(calibration.probs), calibration.labels, np.stack([ia, ib], 1), n_boot=1)
+    acc = calibration.correct.mean(1)
+    return pl.DataFrame({"model_a": [a for a, _ in pairs], "model_b": [b for _, b in pairs], "cal_acc_a": acc[ia],
+                         "cal_acc_b": acc[ib], "cal_gain": got["ens_right"] / len(calibration.labels)
+                         - np.maximum(acc[ia], acc[ib])})

@@ -1,6 +1,9 @@
 """What the ensemble stage writes, in one call: the pair table (agreement, ensembles and the similarity
 stage's columns), the per-class table, ``metrics/study.json`` (the headline), and the data of its DVC plots.
 
+What is chosen (the greedy ensemble's members, the best partner of the strongest models, and in the report
+the most complementary pair) is chosen on the calibration split and reported on eval.
+
 Per-pair ensemble counts come from the per-pair cache (``zooscope.paircache``), so only pairs whose
 probability files changed are computed.
 """
@@ -15,10 +18,10 @@ import numpy as np
 import polars as pl
 
 from zooscope.artifacts import read_cards, read_predictions, unordered_pairs
-from zooscope.config import Study
-from zooscope.ensemble.agreement import greedy_ensemble
+from zooscope.config import Study, lint_zoo
+from zooscope.ensemble.agreement import ensemble_curve, greedy_ensemble
 from zooscope.ensemble.categories import category_tables, format_categories, pairs_table, plot_frames, study_metrics
-from zooscope.ensemble.pairs import ensemble_keys, ensemble_rows, ensemble_table
+from zooscope.ensemble.pairs import calibration_columns, ensemble_keys, ensemble_rows, ensemble_table
 from zooscope.paircache import cached_pairs
 
 __all__ = ["ENSEMBLE_CACHE", "EnsembleTables", "ensemble_tables"]
@@ -60,16 +63,23 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
     settings, ids = study.ensemble, list(study.models)
     pairs = unordered_pairs(ids)
     preds = read_predictions(predictions, ids)
+    calibration = read_predictions(predictions, ids, split="calibration")
     boot = {"n_boot": settings.n_boot, "seed": settings.seed}
     rows, computed = cached_pairs(Path(cache) / ENSEMBLE_CACHE, ensemble_keys(preds, pairs, **boot),
                                   lambda todo: ensemble_rows(preds, todo, **boot), desc="pair ensembles",
                                   progress=progress)
     table = ensemble_table(preds, read_cards(models, ids), pairs, rows, matched_band=settings.matched_band, **boot)
-    frame = pairs_table(table.frame, similarity)
-    greedy = greedy_ensemble(lambda m: np.load(preds.probs[m], mmap_mode="r"), preds.labels,
-                             max_size=min(settings.greedy_max_size, len(ids)), n_models=len(ids))
-    tables = category_tables(frame, table.draws)
-    metrics = study_metrics(frame, table.draws, tables, table.per_class, greedy, ids, matched_band=settings.matched_band,
-                            n_boot=settings.n_boot, strongest=settings.strongest)
+    chosen_on = calibration_columns(calibration, pairs)
+    frame = pairs_table(table.frame.join(chosen_on, on=["model_a", "model_b"], how="left", maintain_order="left"),
+                        similarity)
+    size = min(settings.greedy_max_size, len(ids))
+    order = greedy_ensemble(lambda m: np.load(calibration.probs[m], mmap_mode="r"), calibration.labels, max_size=size,
+                            n_models=len(ids))["order"]
+    greedy = {"order": order, "accuracy": ensemble_curve(lambda m: np.load(preds.probs[m], mmap_mode="r"), preds.labels,
+                                                         order)}
+    tables = category_tables(frame, table.draws, table.zoo)
+    metrics = study_metrics(frame, table.draws, table.zoo, tables, table.per_class, greedy, ids,
+                            matched_band=settings.matched_band, n_boot=settings.n_boot, strongest=settings.strongest,
+                            lint=[w.message for w in lint_zoo(study)])
     return EnsembleTables(frame, table.per_class, metrics, plot_frames(frame, tables, greedy, ids),
                           format_categories(tables), computed)

@@ -7,7 +7,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "embed": ("extract", "embed_splits", "pick_device"),
     "probe": ("LinearProbe", "fit_logistic", "fit_probe", "knn_accuracy", "save_probe", "load_probe", "ProbeResult",
               "probe_embeddings"),
-    "calibration": ("fit_temperature", "softmax", "nll", "ece", "topk"),
+    "calibration": ("TEMPERATURE_BOUNDS", "fit_temperature", "at_bound", "softmax", "nll", "ece", "topk"),
     "knn": ("l2_normalize", "search", "majority_vote", "knn_classify", "faiss_uses_gpu"),
-    "predictions": ("ModelPredictions", "predict_eval"),
+    "predictions": ("SplitPredictions", "ModelPredictions", "predict_splits"),
 })

@@ -8,7 +8,7 @@ from scipy.special import log_softmax
 
 from zooscope._checks import as_labels
 
-__all__ = ["fit_temperature", "softmax", "nll", "ece", "topk"]
+__all__ = ["TEMPERATURE_BOUNDS", "fit_temperature", "at_bound", "softmax", "nll", "ece", "topk"]
 
 
 def _check(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -25,16 +25,26 @@ def nll(logits: np.ndarray, labels: np.ndarray, *, temperature: float = 1.0) -> 
     return float(-logp[np.arange(len(labels)), labels].mean())
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+#: The range :func:`fit_temperature` searches.
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> float:
     """The temperature T > 0 minimising NLL on held-out (calibration) data (Guo et al. 2017).
 
-    One-dimensional bounded minimisation over log T (NLL is smooth and, in practice, unimodal in T).
+    One-dimensional bounded minimisation over log T (NLL is smooth and, in practice, unimodal in T). A result
+    on a bound (:func:`at_bound`) means the optimum lies outside the range: the logits are degenerate.
     """
     logits, labels = _check(logits, labels)
     res = minimize_scalar(lambda log_t: nll(logits, labels, temperature=float(np.exp(log_t))),
                           bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded",
                           options={"xatol": 1e-5})
     return float(np.exp(res.x))
+
+
+def at_bound(temperature: float, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> bool:
+    """Whether a fitted temperature sits on its search bound (within 0.1%), so it is not the NLL optimum."""
+    return temperature <= bounds[0] * 1.001 or temperature >= bounds[1] * 0.999
 
 
 def softmax(logits: np.ndarray, *, temperature: float = 1.0) -> np.ndarray:
@@ -59,9 +69,8 @@ def ece(probs: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:
 
 
 def topk(scores: np.ndarray, *, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest scores per row, best first: int64 [n, k]."""
+    """Indices of the ``k`` largest scores per row, best first: int64 [n, k]. Equal scores go to the lower class
+    index first, as ``numpy.argmax`` and every ensemble of the pipeline break ties, so column 0 is the argmax."""
     scores = np.asarray(scores)
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.take_along_axis(scores, part, 1).argsort(axis=1, kind="stable")[:, ::-1]
-    return np.take_along_axis(part, order, 1).astype(np.int64)
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from zooscope._checks import check_rows
 from zooscope.config import EmbedSettings
 from zooscope.data.datasets import SPLITS, Dataset
 from zooscope.data.transforms import iter_batches
@@ -76,10 +77,13 @@ def embed_splits(model: nn.Module, dataset: Dataset, *, preprocess: dict[str, An
                  desc: str = "embed") -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
     """:func:`extract` on each split of :data:`zooscope.data.datasets.SPLITS` in turn, under the model's own
     ``preprocess`` (its card's): yields (split, embeddings float32 [n_split, d], logits float32 [n_split, c]
-    or None)."""
+    or None). Embeddings or logits with NaN, inf or all-zero rows are refused (naming the model and split)."""
     for split in SPLITS:
         pos = dataset.split(split)
         batches = iter_batches(dataset, pos, preprocess, batch_size=settings.batch_size, num_workers=settings.num_workers)
         emb, logits = extract(model, batches, n=len(pos), with_logits=with_logits, device=device, progress=progress,
                               desc=f"{desc} {split}")
+        check_rows(f"{desc} {split} embeddings", emb)
+        if logits is not None:
+            check_rows(f"{desc} {split} logits", logits)
         yield split, emb, logits

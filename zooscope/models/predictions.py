@@ -1,5 +1,5 @@
-"""One model's eval predictions (science.md section 1): temperature scaling fitted on the calibration split,
-the per-sample predictions table, and the model's quality metrics."""
+"""One model's predictions (science.md section 1): temperature scaling fitted on the calibration split, the
+per-sample predictions tables of the calibration and eval splits, and the model's quality metrics (eval)."""
 
 from __future__ import annotations
 
@@ -9,51 +9,64 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from zooscope.models.calibration import ece, fit_temperature, nll, softmax, topk
+from zooscope._checks import check_rows
+from zooscope.models.calibration import at_bound, ece, fit_temperature, nll, softmax, topk
 
-__all__ = ["ModelPredictions", "predict_eval"]
+__all__ = ["SplitPredictions", "ModelPredictions", "predict_splits"]
+
+
+@dataclass(frozen=True)
+class SplitPredictions:
+    """One split's predictions: ``table`` (sample_id, label, pred, correct, true_prob, top5: a list of 5 classes)
+    and ``probs`` float32 [n, C], temperature-scaled softmax probabilities."""
+
+    table: pl.DataFrame
+    probs: np.ndarray
 
 
 @dataclass(frozen=True)
 class ModelPredictions:
-    """What the predict stage writes for one model.
+    """What the predict stage writes for one model: ``splits`` (calibration, eval) and ``metrics`` (top1, top5,
+    nll, ece and temperature on eval, ``temperature_at_bound``, plus whatever ``extra`` the caller adds)."""
 
-    Attributes:
-        table: one row per eval sample: sample_id, label, pred, correct, true_prob, top5 (list of 5 classes).
-        probs: float32 [n, C], temperature-scaled softmax probabilities.
-        metrics: top1, top5, nll, ece, temperature (plus whatever ``extra`` the caller adds).
-    """
-
-    table: pl.DataFrame
-    probs: np.ndarray
+    splits: dict[str, SplitPredictions]
     metrics: dict[str, Any]
 
 
-def predict_eval(cal_logits: np.ndarray, cal_labels: np.ndarray, eval_logits: np.ndarray, eval_labels: np.ndarray,
-                 sample_ids: np.ndarray, *, ece_bins: int, extra: dict[str, Any] | None = None) -> ModelPredictions:
-    """Temperature-scaled predictions of the eval split from a model's logits.
+def _split(probs: np.ndarray, labels: np.ndarray, sample_ids: np.ndarray) -> tuple[SplitPredictions, np.ndarray]:
+    top = topk(probs, k=5)
+    pred = top[:, 0]
+    table = pl.DataFrame({
+        "sample_id": sample_ids, "label": labels, "pred": pred, "correct": pred == labels,
+        "true_prob": probs[np.arange(len(labels)), labels].astype(np.float32), "top5": top.tolist(),
+    }, schema_overrides={"top5": pl.List(pl.Int64)})
+    return SplitPredictions(table, probs.astype(np.float32)), top
+
+
+def predict_splits(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], sample_ids: dict[str, np.ndarray], *,
+                   ece_bins: int, extra: dict[str, Any] | None = None) -> ModelPredictions:
+    """Temperature-scaled predictions of the calibration and eval splits from a model's logits.
 
     Args:
-        cal_logits: float [n_cal, C], calibration logits (the temperature is fitted on them, Guo et al. 2017);
-            cal_labels: int [n_cal].
-        eval_logits: float [n, C]; eval_labels: int [n]; sample_ids: int [n], the eval samples' ids.
+        logits: split -> float [n_split, C] for ``calibration`` (the temperature is fitted on it, Guo et al. 2017)
+            and ``eval``; labels, sample_ids: split -> int [n_split].
         ece_bins: equal-width confidence bins of the ECE.
         extra: further metrics to report with these (e.g. the probe stage's accuracies).
     """
-    t = fit_temperature(cal_logits, cal_labels)
-    probs = softmax(eval_logits, temperature=t)
-    top = topk(probs, k=5)
-    pred, y = top[:, 0], eval_labels
-    table = pl.DataFrame({
-        "sample_id": sample_ids, "label": y, "pred": pred, "correct": pred == y,
-        "true_prob": probs[np.arange(len(y)), y].astype(np.float32), "top5": top.tolist(),
-    }, schema_overrides={"top5": pl.List(pl.Int64)})
+    for split in ("calibration", "eval"):
+        check_rows(f"{split} logits", logits[split])
+    t = fit_temperature(logits["calibration"], labels["calibration"])
+    splits, tops = {}, {}
+    for split in ("calibration", "eval"):
+        splits[split], tops[split] = _split(softmax(logits[split], temperature=t), labels[split], sample_ids[split])
+    y, top = labels["eval"], tops["eval"]
     metrics = {
-        "top1": float((pred == y).mean()),
+        "top1": float((top[:, 0] == y).mean()),
         "top5": float((top == y[:, None]).any(1).mean()),
-        "nll": nll(eval_logits, y, temperature=t),
-        "ece": ece(probs, y, bins=ece_bins),
+        "nll": nll(logits["eval"], y, temperature=t),
+        "ece": ece(softmax(logits["eval"], temperature=t), y, bins=ece_bins),
         "temperature": t,
+        "temperature_at_bound": at_bound(t),
         **(extra or {}),
     }
-    return ModelPredictions(table, probs.astype(np.float32), metrics)
+    return ModelPredictions(splits, metrics)

@@ -137,6 +137,8 @@ th.asc::after{content:" ▲";font-size:10px}th.desc::after{content:" ▼";font-s
 .scroll{overflow-x:auto}
 .findings{margin:6px 0;padding-left:18px}
 .findings li{margin:3px 0;font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12.5px}
+.warnings{margin:6px 0;padding:8px 10px 8px 28px;border-left:4px solid #d98e04;background:#fff7e6}
+.warnings li{margin:3px 0}
 .facts{display:flex;flex-wrap:wrap;gap:10px;margin:6px 0 10px}
 .fact{background:var(--soft);border-radius:5px;padding:6px 12px;min-width:120px}
 .fact b{display:block;font-size:18px}.fact span{color:var(--muted);font-size:12px}

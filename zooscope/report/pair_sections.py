@@ -43,8 +43,9 @@ def heatmap_sections(data: ReportData) -> list[Section]:
 
 
 def most_complementary(data: ReportData) -> dict:
-    """The pair whose ensemble gains most over its better member (ties: the lower kappa)."""
-    rows = data.pairs.sort(["gain", "kappa"], descending=[True, False], maintain_order=True)
+    """The pair whose ensemble gains most over its better member on the calibration split (ties: the lower kappa);
+    the report shows its eval numbers."""
+    rows = data.pairs.sort(["cal_gain", "kappa"], descending=[True, False], maintain_order=True)
     return rows.row(0, named=True)
 
 
@@ -103,7 +104,8 @@ def complementary_section(data: ReportData) -> list[Section]:
                       _grid(data, _spread(idx, k), caption)]
         sources += data.source("predictions", "dataset")
     return [Section("complementary", "The most complementary pair", sources, join(parts),
-                    "The pair whose ensemble gains most over its better member: where each member is right alone.")]
+                    "The pair whose ensemble gains most over its better member, chosen on the calibration split and "
+                    "shown on eval: where each member is right alone.")]
 
 
 def consensus_errors_section(data: ReportData) -> list[Section]:

@@ -40,10 +40,14 @@ def summary_section(data: ReportData) -> list[Section]:
                    f"pairs / accuracy-matched (|Δacc| ≤ {100 * (facts['matched_band'] or 0):.0f} pts)"),
              _fact(f"{best['model']} {pct(best['top1'])}%", "best top-1")]
     findings = tag("ul", join(tag("li", f) for f in facts["findings"]), class_="findings")
-    body = join([tag("div", join(boxes), class_="facts"), tag("h3", "Findings"), findings, tag(
+    warnings = ([tag("h3", "Can this zoo answer the question? Design warnings"),
+                 tag("ul", join(tag("li", w) for w in facts["lint"]), class_="warnings")] if facts["lint"] else [])
+    body = join([tag("div", join(boxes), class_="facts"), *warnings, tag("h3", "Findings"), findings, tag(
         "p", f"Categories are the most divergent methodology tag between the two models of a pair (reinit < hyperparameters "
-             f"< architecture < framework < dataset). '>' means the difference between neighbouring categories has a 95% "
-             f"bootstrap interval above zero ({facts['n_boot']} resamples over samples); '~' means it does not.",
+             f"< architecture < framework < dataset). Each mean has two 95% bootstrap intervals ({facts['n_boot']} resamples): "
+             f"over eval images, for these very models, and over models and images, for models made this way. '>' means "
+             f"the difference between neighbouring categories lies above zero over models and images; '~ (only over "
+             f"images)' that it does for these models only; '~' that it does not.",
         class_="note")])
     return [Section("summary", "Study summary", data.source("study_metrics", "model_metrics"), body)]
 
@@ -65,7 +69,12 @@ def models_section(data: ReportData) -> list[Section]:
 
 
 def _interval(stat: str, fmt):
-    return lambda r: f"{fmt(r[stat])} [{fmt(r[f'{stat}_lo'])}, {fmt(r[f'{stat}_hi'])}]"
+    """``mean [lo, hi; zoo_lo, zoo_hi]``: the intervals over images and over models and images."""
+    def show(r: dict) -> str:
+        zoo = (f"{fmt(r[f'{stat}_zoo_lo'])}, {fmt(r[f'{stat}_zoo_hi'])}" if r.get(f"{stat}_zoo_lo") is not None
+               else "–")
+        return f"{fmt(r[stat])} [{fmt(r[f'{stat}_lo'])}, {fmt(r[f'{stat}_hi'])}; {zoo}]"
+    return show
 
 
 def _three(value: float) -> str:
@@ -78,10 +87,12 @@ def _signed4(value: float) -> str:
 
 def categories_section(data: ReportData) -> list[Section]:
     rows = category_rows(data.study_metrics)
+    ci = "[95% CI over images; over models and images]"
     columns = [Column("category", "category"), Column("pairs", "pairs", str, True),
-               Column("kappa", "kappa [95% CI]", lambda v: v, True), Column("error_inconsistency", "error inconsistency [95% CI]",
-                                                                           lambda v: v, True),
-               Column("gain", "ensemble gain [95% CI]", lambda v: v, True), Column("cka_debiased", "CKA (debiased)", num, True),
+               Column("models", "models", str, True, "distinct models in the category's pairs"),
+               Column("kappa", f"kappa {ci}", lambda v: v, True),
+               Column("error_inconsistency", f"error inconsistency {ci}", lambda v: v, True),
+               Column("gain", f"ensemble gain {ci}", lambda v: v, True), Column("cka_debiased", "CKA (debiased)", num, True),
                Column("mutual_knn", "mutual k-NN", num, True)]
     parts = []
     for subset, (_, label) in SUBSETS.items():
@@ -95,7 +106,9 @@ def categories_section(data: ReportData) -> list[Section]:
                       "training methodologies, the less their errors agree."))
     body = join([figure, tag("div", join(parts), class_="scroll")])
     return [Section("categories", "Agreement by methodology category", data.source("study_metrics"), body,
-                    "Means over the pairs of each category, with percentile intervals of the mean from the shared bootstrap.")]
+                    "Means over the pairs of each category. The first interval resamples the eval images (these models); "
+                    "the second also redraws the zoo's models (models made this way), and is wide where a category rests "
+                    "on few models.")]
 
 
 def ensembles_section(data: ReportData) -> list[Section]:
