@@ -5,6 +5,7 @@ import pytest
 
 from zooscope.ensemble import (all_pairs_agreement, all_pairs_disagreement, bootstrap_pair, bootstrap_statistics,
                                class_specialisation, disagreement, ensemble_curve, error_consistency, greedy_ensemble,
+                               image_split,
                                pair_ensemble)
 
 KEYS = ("error_inconsistency", "c_obs", "c_exp", "kappa", "kappa_max", "kappa_ratio", "kappa_min", "kappa_position",
@@ -278,3 +279,12 @@ def test_kappa_bounds_against_published_and_hand_worked_values():
         assert got["kappa_max"] == pytest.approx(0.5455, abs=5e-5) and got["kappa_min"] == pytest.approx(-0.3636, abs=5e-5)
         assert got["kappa_position"] == pytest.approx(position)
     assert error_consistency(a, nested)["kappa"] == pytest.approx(0.5455, abs=5e-5)  # nested errors reach the bound
+
+
+def test_image_split_by_hand():
+    correct = np.array([[1, 1, 0, 0, 1], [1, 0, 0, 1, 1], [1, 1, 0, 0, 1]], bool)
+    labels = np.array([0, 1, 1, 0, 2])
+    got = image_split(correct, labels, num_classes=3)
+    assert got["trivial"].tolist() == [1, 0, 1]  # samples 0 and 4
+    assert got["impossible"].tolist() == [0, 1, 0]  # sample 2
+    assert got["separating"].tolist() == [1, 1, 0]  # samples 3 and 1

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from zooscope.mistakes import (attack, classifier, fgsm, matrix_correlation, pgd, pixel_inputs, predict,
-                               robust_accuracy, transfer_matrix)
+                               robust_accuracy, transfer_matrix, transfer_rates)
 from zooscope.config import ArchSpec
 from zooscope.data.transforms import native_preprocess
 from zooscope.models import fit_probe, load_probe, save_probe
@@ -82,12 +82,14 @@ def test_transfer_diagonal_is_each_models_own_robust_accuracy(zoo, method):
     assert got.accuracy.shape == (4, 4) and np.isfinite(got.accuracy).all()
     for i, m in enumerate(fns):
         assert got.accuracy[i, i] == robust_accuracy(fns[m], x, y, method=method, eps=0.1, steps=3)
-    assert set(got.examples) == set(got.predictions) == set(kept)
-    for m in kept:  # the kept predictions are every target's answers on those examples: they give the matrix's row
-        assert got.examples[m].shape == (len(x), 1, 8, 8) and got.predictions[m].shape == (4, len(x))
+    assert set(got.examples) == set(kept) and got.adversarial.shape == (4, 4, len(x))
+    for i, m in enumerate(fns):  # every target's answers on each source's examples give the matrix's row
+        np.testing.assert_array_equal(got.clean[i], predict(fns[m], x))
+        np.testing.assert_array_equal((got.adversarial[i] == y.numpy()).mean(1), got.accuracy[i])
+    for m in kept:
+        assert got.examples[m].shape == (len(x), 1, 8, 8)
         for j, target in enumerate(fns):
-            np.testing.assert_array_equal(got.predictions[m][j], predict(fns[target], got.examples[m]))
-        np.testing.assert_array_equal((got.predictions[m] == y.numpy()).mean(1), got.accuracy[list(fns).index(m)])
+            np.testing.assert_array_equal(got.adversarial[list(fns).index(m), j], predict(fns[target], got.examples[m]))
     # examples crafted on a model fool it more than they fool the others
     assert (np.diag(got.accuracy)[:, None] <= got.accuracy + 1e-12).mean() > 0.8
 
@@ -112,3 +114,31 @@ def test_matrix_correlation():
     b = a.copy()
     b[0, 1] = np.nan
     assert matrix_correlation(a, b)["n"] == 19
+
+
+def test_transfer_rate_counts_only_examples_that_fool_the_source_and_both_got_right():
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    clean = np.array([[0, 1, 2, 0, 1, 0],    # model 0 right on samples 0-4
+                      [0, 1, 2, 1, 1, 2]])   # model 1 right on 0, 1, 2, 4, 5
+    adversarial = np.full((2, 2, 6), -1)
+    adversarial[0, 0] = [1, 0, 2, 1, 0, 0]   # source 0 fooled on 0, 1, 3, 4 (5 was wrong when clean anyway)
+    adversarial[0, 1] = [1, 1, 0, 1, 0, 2]   # target 1 fooled on 0, 2, 3, 4
+    # eligible for 0 -> 1: fooled source, both right clean: samples 0, 1, 4 (3: model 1 wrong clean); 1 also fooled on 0, 4
+    adversarial[1, 1] = [0, 1, 2, 0, 1, 2]   # source 1 fooled on nothing
+    adversarial[1, 0] = [0, 1, 2, 0, 1, 2]
+    got = transfer_rates(clean, adversarial, labels, n_boot=1000, seed=0)
+    assert got["eligible"].tolist() == [[4, 3], [0, 0]]
+    assert got["rate"][0, 1] == pytest.approx(2 / 3) and np.isnan(got["rate"][1, 0]) and np.isnan(got["rate"][0, 0])
+    assert got["lo"][0, 1] <= 2 / 3 <= got["hi"][0, 1] and 0 <= got["lo"][0, 1] < got["hi"][0, 1] <= 1
+
+
+def test_partial_correlation_removes_what_accuracy_explains():
+    rng = np.random.default_rng(1)
+    acc = rng.uniform(0.6, 0.95, 8)
+    both = acc[:, None] + acc[None, :]  # both matrices move with accuracy only, plus independent noise
+    a, b = both + 0.01 * rng.normal(size=(8, 8)), 2 * both + 0.01 * rng.normal(size=(8, 8))
+    got = matrix_correlation(a, b, accuracy=acc)
+    assert got["pearson"] > 0.95 and abs(got["pearson_partial"]) < 0.4 and got["n"] == 56
+    shared = rng.normal(size=(8, 8))  # a common cause beyond accuracy survives the control
+    got = matrix_correlation(both + shared, both + shared + 0.1 * rng.normal(size=(8, 8)), accuracy=acc)
+    assert got["pearson_partial"] > 0.9 and got["spearman_partial"] > 0.8

@@ -56,7 +56,7 @@ def test_neighbour_disagreement_ranks_the_planted_label_errors_first(planted):
     _, _, x, labels, idx = planted
     got = neighbour_disagreement(x, labels, k=10, num_classes=10)
     assert set(got.positions[:len(idx)].tolist()) == set(idx.tolist())
-    assert (got.majority[:len(idx)] == 0).all()
+    assert (got.plurality[:len(idx)] == 0).all()
 
 
 def test_taxonomy_and_confusions_by_hand():

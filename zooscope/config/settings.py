@@ -93,6 +93,8 @@ class MistakesSettings(Strict):
     pgd_steps: int = Field(5, ge=1, description="PGD steps (step size 2.5 eps / steps, random start)")
     transfer_attack: Literal["fgsm", "pgd"] = "pgd"
     transfer_eps: float = Field(0.03, gt=0, le=1, description="budget of the transfer matrix's examples")
+    n_boot: int = Field(1000, ge=1000, description="bootstrap resamples over the attacked samples for the transfer "
+                                                   "rates' intervals")
     seed: int = 0
 
     @field_validator("eps")

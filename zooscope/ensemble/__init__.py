@@ -1,5 +1,6 @@
 """Do two models make the same mistakes, and does averaging them help? The ensemble stage's science:
-error consistency and pair ensembles (``agreement``, all pairs at once in ``blockwise``), shared
+error consistency and pair ensembles (``agreement``, all pairs at once in ``blockwise``), greedy ensembles
+(``greedy``), shared
 bootstrap resamples (``bootstrap``), the per-category headline (``categories``), and ``tables``, the
 stage's one call."""
 
@@ -8,7 +9,8 @@ from zooscope._lazy import lazy_exports
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "agreement": ("error_consistency", "disagreement", "pair_ensemble", "agreement_from_counts", "bootstrap_statistics",
                   "bootstrap_pair", "all_pairs_agreement", "all_pairs_disagreement", "class_specialisation",
-                  "greedy_ensemble", "ensemble_curve"),
+                  "image_split"),
+    "greedy": ("greedy_ensemble", "ensemble_curve"),
     "blockwise": ("ensemble_pairs",),
     "bootstrap": ("bootstrap_weights", "resampled_counts", "interval95", "model_resample_weights"),
     "categories": ("PAIRS_COLUMNS", "pairs_table", "category_tables", "finding", "best_partners", "plot_frames",

@@ -19,7 +19,8 @@ import polars as pl
 
 from zooscope.artifacts import read_cards, read_predictions, unordered_pairs
 from zooscope.config import Study, lint_zoo
-from zooscope.ensemble.agreement import ensemble_curve, greedy_ensemble
+from zooscope.ensemble.agreement import image_split
+from zooscope.ensemble.greedy import ensemble_curve, greedy_ensemble
 from zooscope.ensemble.categories import category_tables, format_categories, pairs_table, plot_frames, study_metrics
 from zooscope.ensemble.pairs import calibration_columns, ensemble_keys, ensemble_rows, ensemble_table
 from zooscope.paircache import cached_pairs
@@ -78,8 +79,11 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
     greedy = {"order": order, "accuracy": ensemble_curve(lambda m: np.load(preds.probs[m], mmap_mode="r"), preds.labels,
                                                          order)}
     tables = category_tables(frame, table.draws, table.zoo)
+    split = image_split(preds.correct, preds.labels, num_classes=int(np.load(preds.probs[0], mmap_mode="r").shape[1]))
     metrics = study_metrics(frame, table.draws, table.zoo, tables, table.per_class, greedy, ids,
                             matched_band=settings.matched_band, n_boot=settings.n_boot, strongest=settings.strongest,
                             lint=[w.message for w in lint_zoo(study)])
+    metrics["image_split"] = {kind: int(per_class.sum()) for kind, per_class in split.items()} | {
+        "per_class": {str(c): {kind: int(split[kind][c]) for kind in split} for c in range(len(split["trivial"]))}}
     return EnsembleTables(frame, table.per_class, metrics, plot_frames(frame, tables, greedy, ids),
                           format_categories(tables), computed)

@@ -10,7 +10,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
                  "neighbour_disagreement"),
     "critic": ("Criticism", "median_gamma", "mmd_critic", "prototype_overlap"),
     "adversarial": ("Classifier", "classifier", "pixel_inputs", "fgsm", "pgd", "attack", "ATTACKS", "predict",
-                    "robust_accuracy", "Transfer", "transfer_matrix", "matrix_correlation"),
+                    "robust_accuracy", "Transfer", "transfer_matrix", "transfer_rates", "matrix_correlation"),
     "explain": ("nearest_training", "explain_sample"),
     "tables": ("MistakesTables", "mistakes_tables"),
 })

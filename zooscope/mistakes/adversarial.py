@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 __all__ = ["Classifier", "classifier", "pixel_inputs", "fgsm", "pgd", "attack", "ATTACKS", "predict",
-           "robust_accuracy", "Transfer", "transfer_matrix", "matrix_correlation"]
+           "robust_accuracy", "Transfer", "transfer_matrix", "transfer_rates", "matrix_correlation"]
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]
 
@@ -148,15 +148,17 @@ class Transfer:
         models: model ids (index i below).
         accuracy: float64 [M, M], accuracy[a, b] = accuracy of model b on the examples crafted on model a
             (nan where their input spaces differ); the diagonal is each model's own robust accuracy.
-        examples: for each source in ``keep``, its adversarial examples float32 [n, C, H, W].
-        predictions: for each source in ``keep``, int64 [M, n], every target's prediction on those examples
+        clean: int64 [M, n], each model's prediction on the clean inputs.
+        adversarial: int64 [M, M, n], adversarial[a, b] = model b's predictions on the examples crafted on a
             (-1 for targets whose input space differs).
+        examples: for each source in ``keep``, its adversarial examples float32 [n, C, H, W].
     """
 
     models: tuple[str, ...]
     accuracy: np.ndarray
+    clean: np.ndarray
+    adversarial: np.ndarray
     examples: dict[str, torch.Tensor]
-    predictions: dict[str, np.ndarray]
 
 
 def transfer_matrix(classifiers: Mapping[str, Classifier], inputs: Mapping[str, torch.Tensor], y: torch.Tensor, *,
@@ -175,32 +177,98 @@ def transfer_matrix(classifiers: Mapping[str, Classifier], inputs: Mapping[str, 
         raise ValueError(f"inputs must be given for exactly the models {ids}, got {tuple(inputs)}")
     labels = y.numpy()
     acc = np.full((len(ids), len(ids)), np.nan)
-    examples, predictions = {}, {}
+    clean = np.stack([predict(classifiers[m], inputs[m], batch_size=batch_size) for m in ids])
+    preds = np.full((len(ids), len(ids), len(labels)), -1, np.int64)
+    examples = {}
     for a, src in enumerate(ids):
         adv = attack(classifiers[src], inputs[src], y, method=method, eps=eps, steps=steps, seed=seed,
                      batch_size=batch_size)
-        preds = np.full((len(ids), len(adv)), -1, np.int64)
         for b, dst in enumerate(ids):
             if inputs[dst].shape != adv.shape:
                 continue
-            pred = predict(classifiers[dst], adv, batch_size=batch_size)
-            acc[a, b] = float((pred == labels).mean())
-            preds[b] = pred
+            preds[a, b] = predict(classifiers[dst], adv, batch_size=batch_size)
+            acc[a, b] = float((preds[a, b] == labels).mean())
         if src in keep:
-            examples[src], predictions[src] = adv, preds
-    return Transfer(ids, acc, examples, predictions)
+            examples[src] = adv
+    return Transfer(ids, acc, clean, preds, examples)
 
 
-def matrix_correlation(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+def transfer_rates(clean: np.ndarray, adversarial: np.ndarray, labels: np.ndarray, *, n_boot: int = 1000,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """The transfer rate of every ordered pair, with a bootstrap interval over the attacked samples.
+
+    Among the samples both the source a and the target b classify correctly when clean and whose adversarial
+    version (crafted on a) fools a, the fraction that also fools b. This leaves out b's own clean errors and
+    the examples that never fooled a, which ``1 - accuracy`` counts.
+
+    Args:
+        clean: int [M, n] clean predictions; adversarial: int [M, M, n], target b's predictions on source a's
+            examples (-1: not comparable); labels: int [n].
+        n_boot, seed: the bootstrap over samples (:func:`zooscope.ensemble.bootstrap.bootstrap_weights`).
+
+    Returns:
+        ``rate``, ``lo``, ``hi`` float64 [M, M] (nan on the diagonal, where the rate is 1 by definition, and where
+        no sample qualifies), ``eligible`` int64 [M, M] (the samples the rate is over).
+    """
+    from zooscope.ensemble.bootstrap import bootstrap_weights, resampled_counts
+
+    clean_right = clean == labels  # [M, n]
+    m, n = clean.shape
+    weights = bootstrap_weights(n, n_boot=n_boot, seed=seed)
+    out = {key: np.full((m, m), np.nan) for key in ("rate", "lo", "hi")}
+    out["eligible"] = np.zeros((m, m), np.int64)
+    for a in range(m):
+        fools_source = clean_right[a] & (adversarial[a, a] != labels)
+        valid = adversarial[a] >= 0  # [M, n]
+        eligible = fools_source & clean_right & valid  # [M(targets), n]
+        fooled = eligible & (adversarial[a] != labels)
+        counts = resampled_counts(weights, np.concatenate([eligible, fooled]).T)  # [n_boot, 2M]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            draws = counts[:, m:] / counts[:, :m]
+            rate = fooled.sum(1) / eligible.sum(1)
+        lo, hi = np.nanpercentile(np.where(np.isfinite(draws), draws, np.nan), [2.5, 97.5], axis=0) \
+            if np.isfinite(draws).any() else (np.full(m, np.nan), np.full(m, np.nan))
+        out["rate"][a], out["lo"][a], out["hi"][a] = rate, lo, hi
+        out["eligible"][a] = eligible.sum(1)
+    for key in ("rate", "lo", "hi"):
+        np.fill_diagonal(out[key], np.nan)
+    return out
+
+
+def _residuals(values: np.ndarray, covariates: np.ndarray) -> np.ndarray:
+    """``values`` [k] minus their least-squares fit on [1, covariates [k, c]]."""
+    design = np.column_stack([np.ones(len(values)), covariates])
+    return values - design @ np.linalg.lstsq(design, values, rcond=None)[0]
+
+
+def matrix_correlation(a: np.ndarray, b: np.ndarray, *, accuracy: np.ndarray | None = None) -> dict[str, float]:
     """Pearson and Spearman correlation of the off-diagonal entries of two [M, M] matrices (nan entries of
-    either are dropped): ``{pearson, spearman, n}``."""
-    from scipy.stats import pearsonr, spearmanr
+    either are dropped): ``{pearson, spearman, n}``.
+
+    With ``accuracy`` (float [M], each model's), also the partial correlations with both models' accuracies
+    held fixed (``pearson_partial``, ``spearman_partial``: both entries' residuals after a linear fit on the
+    row and column model's accuracy; on ranks for Spearman), since both kappa and transfer move with accuracy.
+    """
+    from scipy.stats import pearsonr, rankdata, spearmanr
 
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.shape != b.shape or a.ndim != 2 or a.shape[0] != a.shape[1]:
         raise ValueError(f"need two square matrices of one shape, got {a.shape} and {b.shape}")
     off = ~np.eye(len(a), dtype=bool) & np.isfinite(a) & np.isfinite(b)
     x, z = a[off], b[off]
+    nan = float("nan")
+    out = {"pearson": nan, "spearman": nan, "n": int(len(x))}
+    if accuracy is not None:
+        out |= {"pearson_partial": nan, "spearman_partial": nan}
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(z) == 0:
-        return {"pearson": float("nan"), "spearman": float("nan"), "n": int(len(x))}
-    return {"pearson": float(pearsonr(x, z)[0]), "spearman": float(spearmanr(x, z)[0]), "n": int(len(x))}
+        return out
+    out |= {"pearson": float(pearsonr(x, z)[0]), "spearman": float(spearmanr(x, z)[0])}
+    if accuracy is not None and len(x) > 4:
+        acc = np.asarray(accuracy, np.float64)
+        rows, cols = np.nonzero(off)
+        cov = np.column_stack([acc[rows], acc[cols]])
+        for name, (u, v) in (("pearson_partial", (x, z)), ("spearman_partial", (rankdata(x), rankdata(z)))):
+            ru, rv = _residuals(u, cov), _residuals(v, cov)
+            if np.ptp(ru) > 1e-12 and np.ptp(rv) > 1e-12:
+                out[name] = float(pearsonr(ru, rv)[0])
+    return out

@@ -20,7 +20,7 @@ from zooscope.artifacts import (PREDICTIONS, PROBE_WEIGHTS, WEIGHTS, Predictions
                                 read_predictions)
 from zooscope.config import MistakesSettings, Study
 from zooscope.mistakes.adversarial import (Classifier, Transfer, classifier, matrix_correlation, pixel_inputs, predict,
-                                           robust_accuracy, transfer_matrix)
+                                           robust_accuracy, transfer_matrix, transfer_rates)
 from zooscope.mistakes.critic import mmd_critic, prototype_overlap
 from zooscope.mistakes.explain import nearest_training
 from zooscope.mistakes.taxonomy import confusion_pairs, consensus_errors, mistake_counts, neighbour_disagreement
@@ -84,12 +84,12 @@ def consensus_table(preds: Predictions, *, num_classes: int, min_share: float, e
 
 def neighbour_table(embeddings: np.ndarray, labels: np.ndarray, sample_ids: np.ndarray, *, k: int, num_classes: int,
                     model: str) -> pl.DataFrame:
-    """Neighbour disagreement in one model's eval embedding, ranked: {rank, sample_id, label, majority,
-    majority_share, other_share, model}."""
+    """Neighbour disagreement in one model's eval embedding, ranked: {rank, sample_id, label, plurality,
+    plurality_share, other_share, model}."""
     got = neighbour_disagreement(embeddings, labels, k=k, num_classes=num_classes)
     return pl.DataFrame({
         "rank": np.arange(1, len(got.positions) + 1), "sample_id": sample_ids[got.positions],
-        "label": labels[got.positions], "majority": got.majority, "majority_share": got.majority_share,
+        "label": labels[got.positions], "plurality": got.plurality, "plurality_share": got.plurality_share,
         "other_share": got.other_share, "model": [model] * len(got.positions)}, schema_overrides={"model": pl.String})
 
 
@@ -144,19 +144,24 @@ def robustness_table(classifiers: Mapping[str, Classifier], inputs: Mapping[str,
 
 
 def transfer_table(classifiers: Mapping[str, Classifier], inputs: Mapping[str, torch.Tensor], y: torch.Tensor,
-                   kappa: np.ndarray, *, settings: MistakesSettings, keep: tuple[str, ...] = ()
+                   kappa: np.ndarray, accuracy: np.ndarray, *, settings: MistakesSettings, keep: tuple[str, ...] = ()
                    ) -> tuple[pl.DataFrame, dict[str, float], Transfer]:
-    """The transfer matrix as rows {source, target, attack, eps, accuracy, transfer_rate, kappa} (transfer_rate
-    = 1 - accuracy; kappa of the pair, nan on the diagonal), the correlation of the transfer rate with
-    kappa over ordered pairs (:func:`zooscope.mistakes.adversarial.matrix_correlation`), and the
+    """The transfer matrix as rows {source, target, attack, eps, accuracy (of the target on the source's examples),
+    transfer_rate, transfer_rate_lo, transfer_rate_hi, eligible, kappa} (the rate of
+    :func:`zooscope.mistakes.adversarial.transfer_rates` with its 95% interval over the attacked samples, nan on the
+    diagonal; kappa of the pair, nan on the diagonal), the correlation of the transfer rate with kappa over ordered
+    pairs, plain and with both models' eval ``accuracy`` [M] held fixed
+    (:func:`zooscope.mistakes.adversarial.matrix_correlation`), and the
     :class:`~zooscope.mistakes.adversarial.Transfer` itself, which holds the examples crafted on the ``keep`` sources."""
     got = transfer_matrix(classifiers, inputs, y, method=settings.transfer_attack, eps=settings.transfer_eps,
                           steps=settings.pgd_steps, seed=settings.seed, keep=keep)
+    rates = transfer_rates(got.clean, got.adversarial, y.numpy(), n_boot=settings.n_boot, seed=settings.seed)
     ids = got.models
     rows = [{"source": a, "target": b, "attack": settings.transfer_attack, "eps": settings.transfer_eps,
-             "accuracy": got.accuracy[i, j], "transfer_rate": 1.0 - got.accuracy[i, j], "kappa": kappa[i, j]}
+             "accuracy": got.accuracy[i, j], "transfer_rate": rates["rate"][i, j], "transfer_rate_lo": rates["lo"][i, j],
+             "transfer_rate_hi": rates["hi"][i, j], "eligible": int(rates["eligible"][i, j]), "kappa": kappa[i, j]}
             for i, a in enumerate(ids) for j, b in enumerate(ids)]
-    return pl.DataFrame(rows), matrix_correlation(1.0 - got.accuracy, kappa), got
+    return pl.DataFrame(rows), matrix_correlation(rates["rate"], kappa, accuracy=accuracy), got
 
 
 def adversarial_examples(classifiers: Mapping[str, Classifier], transfer: Transfer, source: str, inputs: torch.Tensor,
@@ -172,7 +177,7 @@ def adversarial_examples(classifiers: Mapping[str, Classifier], transfer: Transf
     [rows, C, H, W] in [0, 1], row order).
     """
     fn, adv = classifiers[source], transfer.examples[source]
-    every = transfer.predictions[source]  # int64 [M, n]: every target's prediction on the examples
+    every = transfer.adversarial[transfer.models.index(source)]  # int64 [M, n]: every target's answer on them
     clean_pred, adv_pred = predict(fn, inputs), every[transfer.models.index(source)]
     labels = y.numpy()
     pick = np.flatnonzero((clean_pred == labels) & (adv_pred != labels))[:settings.show]
@@ -218,17 +223,19 @@ def _no_grad(f):
 
 def _findings(n_consensus: int, n_samples: int, share: float, strongest: str, n_neigh: int, corr: dict,
               transfer: pl.DataFrame) -> list[str]:
-    rho = corr["spearman"]
+    rho, partial = corr["spearman"], corr.get("spearman_partial", float("nan"))
     off = transfer.filter(transfer["source"] != transfer["target"])
     lines = [f"consensus errors: {n_consensus} of {n_samples} eval samples ({n_consensus / n_samples:.1%}) have at "
              f"least {share:.0%} of the zoo predicting the same wrong class (candidate label errors or ambiguous images)",
-             f"neighbour disagreement: {n_neigh} eval samples disagree with the majority label of their neighbours "
+             f"neighbour disagreement: {n_neigh} eval samples disagree with the plurality label of their neighbours "
              f"in {strongest}'s embedding"]
     if rho == rho:  # not nan
         how = "more" if rho > 0 else "less"
         lines.append(f"adversarial transfer: examples crafted on one model fool another {how} often the more the two "
                      f"make the same mistakes (Spearman rho {rho:+.2f} between transfer rate and error consistency "
-                     f"kappa over {corr['n']} ordered pairs; mean transfer rate {off['transfer_rate'].mean():.2f})")
+                     f"kappa over {corr['n']} ordered pairs, {partial:+.2f} with both models' accuracies held fixed; "
+                     f"mean transfer rate {off['transfer_rate'].fill_nan(None).mean():.2f}: of the examples that fool the source, "
+                     f"the share that also fool the target)")
     else:
         lines.append("adversarial transfer: too few pairs with kappa to relate transfer to error consistency")
     return lines
@@ -291,7 +298,8 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
     fns, inputs, embedders = zoo_classifiers(models, probes, ids, dataset, eval_pos[sub], device)
     y = torch.as_tensor(preds.labels[sub])
     kappa = pair_matrix(pairs, ids, "kappa")
-    transfer, corr, crafted = transfer_table(fns, inputs, y, kappa, settings=cfg, keep=(strongest,))
+    transfer, corr, crafted = transfer_table(fns, inputs, y, kappa, preds.correct.mean(1), settings=cfg,
+                                             keep=(strongest,))
     own = transfer.filter(pl.col("source") == pl.col("target")).select(
         pl.col("source").alias("model"), "attack", "eps", "accuracy")
     robustness = pl.concat([robustness_table(fns, inputs, y, settings=cfg, skip=(cfg.transfer_attack, cfg.transfer_eps)),

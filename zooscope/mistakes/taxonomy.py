@@ -3,7 +3,7 @@ model, consensus errors over the zoo, and neighbour disagreement in one embeddin
 
 A consensus error is a sample where a large share of the zoo predicts the same wrong class: a candidate
 label error or a genuinely ambiguous image rather than a model's private failure. Neighbour disagreement
-flags samples whose label differs from the majority label of their k nearest eval neighbours.
+flags samples whose label differs from the plurality label (the most frequent one) of their k nearest eval neighbours.
 """
 
 from __future__ import annotations
@@ -110,19 +110,19 @@ def consensus_errors(preds: np.ndarray, labels: np.ndarray, *, num_classes: int,
 
 @dataclass(frozen=True)
 class NeighbourDisagreement:
-    """Samples whose label disagrees with the majority of their k nearest neighbours, ranked (the share of
-    neighbours with another label first, then the majority's share).
+    """Samples whose label disagrees with the plurality (most frequent) label of their k nearest neighbours,
+    ranked (the share of neighbours with another label first, then the plurality's share).
 
     Attributes:
-        positions: int64 [e]; majority: int64 [e], the neighbours' majority label;
+        positions: int64 [e]; plurality: int64 [e], the neighbours' most frequent label (not necessarily a majority);
         other_share: float64 [e], share of neighbours whose label differs from the sample's;
-        majority_share: float64 [e], share of neighbours holding the majority label.
+        plurality_share: float64 [e], share of neighbours holding the plurality label.
     """
 
     positions: np.ndarray
-    majority: np.ndarray
+    plurality: np.ndarray
     other_share: np.ndarray
-    majority_share: np.ndarray
+    plurality_share: np.ndarray
 
 
 def neighbour_disagreement(embeddings: np.ndarray, labels: np.ndarray, *, k: int, num_classes: int) -> NeighbourDisagreement:
@@ -139,10 +139,10 @@ def neighbour_disagreement(embeddings: np.ndarray, labels: np.ndarray, *, k: int
     z = l2_normalize(embeddings)
     _, ids = search(z, z, k=k, exclude_self=True)
     neigh = labels[ids]
-    majority, votes = majority_vote(neigh, num_classes=num_classes)
-    flagged = np.flatnonzero(majority != labels)
+    plurality, votes = majority_vote(neigh, num_classes=num_classes)
+    flagged = np.flatnonzero(plurality != labels)
     other = (neigh[flagged] != labels[flagged, None]).mean(1)
-    maj_share = votes[flagged, majority[flagged]] / k
+    maj_share = votes[flagged, plurality[flagged]] / k
     order = np.lexsort((flagged, -other, -maj_share))
     pos = flagged[order]
-    return NeighbourDisagreement(pos.astype(np.int64), majority[pos], other[order], maj_share[order])
+    return NeighbourDisagreement(pos.astype(np.int64), plurality[pos], other[order], maj_share[order])

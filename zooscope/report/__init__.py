@@ -18,7 +18,8 @@ from zooscope.report.data import ReportData, load_report_data
 from zooscope.report.mistake_sections import mistake_sections
 from zooscope.report.page import Html, Section, render_page
 from zooscope.report.pair_sections import complementary_section, consensus_errors_section, heatmap_sections
-from zooscope.report.study_sections import categories_section, ensembles_section, models_section, summary_section
+from zooscope.report.study_sections import (categories_section, ensembles_section, image_split_section, models_section,
+                                            summary_section)
 
 __all__ = ["BUILDERS", "Section", "Html", "ReportData", "SectionBuilder", "build_sections", "build_report",
            "load_report_data"]
@@ -27,7 +28,8 @@ SectionBuilder = Callable[[ReportData], list[Section]]
 
 #: The report's section builders, in page order.
 BUILDERS: tuple[SectionBuilder, ...] = (
-    summary_section, changes_section, categories_section, models_section, ensembles_section, heatmap_sections,
+    summary_section, changes_section, categories_section, models_section, ensembles_section, image_split_section,
+    heatmap_sections,
     complementary_section, consensus_errors_section, mistake_sections,
 )
 

@@ -67,7 +67,8 @@ def transfer_view(transfer: pl.DataFrame, correlation: dict | None = None) -> di
     Returns:
         ``{models, transfer: float [M, M] (accuracy of target column on examples crafted on source row;
         the diagonal is each model's own robust accuracy), kappa: float [M, M] (nan diagonal), attack, eps,
-        correlation: {pearson, spearman, n} of transfer rate with kappa (when given)}``.
+        correlation: {pearson, spearman, n, pearson_partial, spearman_partial} of the transfer rate with kappa
+        (when given)}``.
     """
     models = list(dict.fromkeys(transfer["source"].to_list()))
     view = {name: pair_matrix(transfer, models, name, rows="source", cols="target", symmetric=False)
@@ -186,9 +187,12 @@ def _transfer(data: ReportData, mis: MistakesData) -> Section:
                             vmin=0.0, vmax=1.0, cmap="magma")
     k_fig = figures.heatmap(kappa, order, group_of, label="error consistency (kappa)", cmap="magma")
     corr = got.get("correlation") or {}
-    rho = corr.get("spearman")
-    text = (f"Spearman rho {rho:+.2f} between the transfer rate (1 - accuracy) and kappa over {corr.get('n')} ordered "
-            "pairs: positive means attacks transfer more between models that make the same mistakes."
+    rho, partial = corr.get("spearman"), corr.get("spearman_partial")
+    held = f", {partial:+.2f} with both models' accuracies held fixed" if partial is not None else ""
+    text = (f"Spearman rho {rho:+.2f} between the transfer rate and kappa over {corr.get('n')} ordered pairs{held}: "
+            "positive means attacks transfer more between models that make the same mistakes. The transfer rate of a "
+            "pair: among the samples both models get right when clean and whose adversarial version fools the "
+            "source, the share that also fools the target."
             if rho is not None else "Too few pairs to relate transfer to error consistency.")
     body = join([tag("p", text), tag("div",
                  tag("figure", t_fig, tag("figcaption", f"Adversarial transfer ({attack}, L∞ on [0, 1] pixels; "

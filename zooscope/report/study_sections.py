@@ -11,7 +11,8 @@ from zooscope.report.page import Column, Html, Section, join, tag, table
 from zooscope.summary import category_rows, study_facts
 from zooscope.vocab import SUBSETS
 
-__all__ = ["summary_section", "models_section", "categories_section", "ensembles_section", "pct", "num"]
+__all__ = ["summary_section", "models_section", "categories_section", "ensembles_section", "image_split_section", "pct",
+           "num"]
 
 
 def pct(value: float) -> str:
@@ -135,3 +136,23 @@ def ensembles_section(data: ReportData) -> list[Section]:
                  tag("div", table(partners, cols, sortable=True), class_="scroll")])
     return [Section("ensembles", "Ensembles", data.source("pairs", "study_metrics"), body,
                     "Two-model ensembles average temperature-scaled probabilities; gain is over the better member.")]
+
+
+def image_split_section(data: ReportData) -> list[Section]:
+    """Meding et al. (2022): the eval images every model gets right, those none does, and the separating rest."""
+    split = data.study_metrics.get("image_split")
+    if not split:
+        return []
+    n = sum(split[k] for k in ("trivial", "separating", "impossible"))
+    rows = [{"class": data.classes[int(c)], **counts} for c, counts in split["per_class"].items()]
+    rows.append({"class": "all", **{k: split[k] for k in ("trivial", "separating", "impossible")}})
+    share = lambda v: f"{v:,} ({100 * v / max(n, 1):.1f}%)" if isinstance(v, int) else v  # noqa: E731
+    cols = [Column("class", "class"), Column("trivial", "every model right", str, True),
+            Column("separating", "separating", str, True, "some models right, some wrong"),
+            Column("impossible", "every model wrong", str, True)]
+    text = (f"Of {n:,} eval images, {share(split['separating'])} separate the models; the agreement statistics can differ "
+            f"between pairs only there. {share(split['trivial'])} are right for every model and "
+            f"{share(split['impossible'])} wrong for every model.")
+    return [Section("image-split", "Which images separate the models", data.source("study_metrics"),
+                    join([tag("p", text), tag("div", table(rows, cols, sortable=True), class_="scroll")]),
+                    "The three-way split of Meding et al. (2022), per class.")]
