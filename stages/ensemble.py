@@ -1,7 +1,7 @@
 """ensemble: agreement of errors and two-model ensembles of every pair, the per-category headline tables
 and the finding. Writes ``--pairs`` (parquet, one row per pair, with the similarity stage's columns),
 ``--per-class`` (parquet, per pair and class: which member wins, where the ensemble is worse than the
-better member), ``--metrics`` (JSON: per-category tables over all and accuracy-matched pairs with
+better member), ``--per-group`` (parquet, the same per group of ``ensemble.class_groups``), ``--metrics`` (JSON: per-category tables over all and accuracy-matched pairs with
 bootstrap intervals, best partners, the greedy ensemble, the finding) and the data of three DVC plots.
 Per-pair results are kept in ``--cache`` between runs, so only pairs whose predictions changed are
 computed. The finding is the last line printed."""
@@ -26,6 +26,7 @@ def work(args) -> None:
                           similarity=pl.read_parquet(args.similarity), cache=args.cache, progress=not args.no_progress)
     write_parquet(args.pairs, got.pairs)
     write_parquet(args.per_class, got.per_class)
+    write_parquet(args.per_group, got.per_group)
     write_json(args.metrics, got.metrics)
     for name in PLOTS:
         write_csv(getattr(args, f"{name}_plot"), got.plots[name])
@@ -42,6 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache", required=True, help="folder of the per-pair cache (kept between runs)")
     p.add_argument("--pairs", required=True, help="per-pair table (parquet)")
     p.add_argument("--per-class", required=True, help="per pair and class table (parquet)")
+    p.add_argument("--per-group", required=True, help="per pair and group of classes table (parquet)")
     p.add_argument("--metrics", required=True, help="study metrics (JSON, a DVC metric)")
     for name in PLOTS:
         p.add_argument(f"--{name.replace('_', '-')}-plot", required=True, help=f"{name} plot data (CSV)")

@@ -299,3 +299,8 @@ def test_project_params_cover_every_category():
     assert set(CATEGORIES) == {"reinit", "hyperparameters", "architecture", "framework", "dataset"}
     for category in CATEGORIES:
         assert counts[category] >= 2, (category, counts)
+
+
+def test_class_groups_must_not_overlap(tmp_path):
+    msg = _error(tmp_path, VALID.replace("ensemble: {", "ensemble: {class_groups: {a: [0, 1], b: [1, 2]}, ", 1))
+    assert "ensemble.class_groups" in msg and "class 1 is in groups 'a' and 'b'" in msg

@@ -80,3 +80,19 @@ def test_keys_change_with_the_probabilities_and_settings_only(tmp_path):
     assert ensemble_keys(preds, pairs, n_boot=1000, seed=1)[("m0", "m1")] != keys[("m0", "m1")]
     with pytest.raises(ValueError, match="at least two models"):
         unordered_pairs(["m0"])
+
+
+def test_group_table_weights_classes_by_support_by_hand():
+    import polars as pl
+
+    from zooscope.ensemble import group_table
+
+    per_class = pl.DataFrame({"model_a": ["x"] * 3, "model_b": ["y"] * 3, "class": [0, 1, 2], "support": [10, 30, 5],
+                              "acc_a": [0.9, 0.5, 1.0], "acc_b": [0.5, 0.7, 0.0], "acc_ens": [0.8, 0.7, 1.0]})
+    got = group_table(per_class, {"g01": (0, 1), "g2": (2,)}).to_dicts()
+    assert [r["group"] for r in got] == ["g01", "g2"] and got[0]["support"] == 40
+    assert got[0]["acc_a"] == pytest.approx((9 + 15) / 40) and got[0]["acc_b"] == pytest.approx((5 + 21) / 40)
+    assert got[0]["winner"] == "y" and got[1]["winner"] == "x" and got[1]["acc_ens"] == 1.0
+    with pytest.raises(ValueError, match="class_groups.far: class 7 does not exist"):
+        group_table(per_class, {"far": (7,)})
+    assert group_table(per_class, {}).is_empty()

@@ -142,3 +142,28 @@ def test_partial_correlation_removes_what_accuracy_explains():
     shared = rng.normal(size=(8, 8))  # a common cause beyond accuracy survives the control
     got = matrix_correlation(both + shared, both + shared + 0.1 * rng.normal(size=(8, 8)), accuracy=acc)
     assert got["pearson_partial"] > 0.9 and got["spearman_partial"] > 0.8
+
+
+def test_pgd_against_a_hand_written_loop_with_the_analytic_gradient():
+    """On a linear classifier the input gradient of the summed cross entropy is (softmax - onehot) W^T: PGD
+    written out with it, the same random start and step size, must give pgd's examples."""
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=(12, 3)), rng.normal(size=3)
+    wt, bt = torch.tensor(w, dtype=torch.float32), torch.tensor(b, dtype=torch.float32)
+    fn = lambda x: x.flatten(1) @ wt + bt  # noqa: E731
+    x = torch.tensor(rng.uniform(0, 1, size=(20, 1, 3, 4)), dtype=torch.float32)
+    y = torch.tensor(rng.integers(0, 3, 20))
+    eps, steps, seed = 0.1, 4, 7
+    got = pgd(fn, x, y, eps=eps, steps=steps, seed=seed).numpy()
+
+    x0 = x.numpy().astype(np.float64)
+    start = (torch.rand(x.shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1).numpy() * eps
+    adv, alpha = np.clip(x0 + start, 0, 1), 2.5 * eps / steps
+    for _ in range(steps):
+        logits = adv.reshape(20, -1) @ w + b
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        grad = ((p - np.eye(3)[y.numpy()]) @ w.T).reshape(x0.shape)
+        adv = np.clip(np.clip(adv + alpha * np.sign(grad), x0 - eps, x0 + eps), 0, 1)
+    np.testing.assert_allclose(got, adv, atol=1e-5)
+    assert (np.abs(got - x0) <= eps + 1e-6).all()

@@ -40,7 +40,15 @@ def test_mix_curve_ends_are_the_single_models_at_the_budget():
     b_wide = {s: np.concatenate([b[s], b[s][:, :2]], axis=1) for s in SPLITS}  # 8 columns: the budget is a's 6
     dim, accs = mix_curve(a, b_wide, labels, fractions=(0.0, 0.5, 1.0), dim=None, seed=0, **PROBE)
     assert dim == 6 and len(accs) == 3
-    assert accs[2] == concat_probe_acc([a], labels, **PROBE)  # every column of a, in order
+    # the documented protocol written out: per share, round(share * 6) seeded columns of a, the rest of b, one probe
+    rng, want = np.random.default_rng(0), []
+    for share in (0.0, 0.5, 1.0):
+        k = round(share * 6)
+        cols_a, cols_b = np.sort(rng.choice(6, k, replace=False)), np.sort(rng.choice(8, 6 - k, replace=False))
+        x = {s: np.concatenate([a[s][:, cols_a], b_wide[s][:, cols_b]], axis=1) for s in SPLITS}
+        probe = fit_probe(x["train"], labels["train"], x["calibration"], labels["calibration"], **PROBE)
+        want.append(float((probe.logits(x["eval"]).argmax(1) == labels["eval"]).mean()))
+    assert accs == want
     assert accs[1] > max(accs[0], accs[2])  # half of each beats all of either
     assert mix_curve(a, b_wide, labels, fractions=(0.0, 0.5, 1.0), dim=100, seed=0, **PROBE) == (dim, accs)
 

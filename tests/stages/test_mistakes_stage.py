@@ -32,8 +32,16 @@ def test_mistakes_tables_metrics_and_findings(studied):
     section = transfer_view(loaded.tables["transfer"], loaded.metrics["transfer_kappa"])
     assert section["models"] == MODELS and section["transfer"].shape == (4, 4)
     rob = pl.read_parquet(art / "robustness.parquet").filter(attack=CFG["transfer_attack"], eps=CFG["transfer_eps"])
-    own = dict(rob.select("model", "accuracy").iter_rows())
-    assert np.diag(section["transfer"]).tolist() == [own[m] for m in MODELS]
+    transfer = loaded.tables["transfer"]
+    off = transfer.filter(pl.col("source") != pl.col("target"))
+    # the transfer rate: of the eligible samples (both right when clean, the source fooled), the share fooling the
+    # target; a rate exists where a sample is eligible, inside its interval, and never above the attacked subset
+    assert (off["eligible"] <= CFG["attack_subset"]).all()
+    rated = off.filter(pl.col("eligible") > 0)
+    assert len(rated) and ((rated["transfer_rate_lo"] <= rated["transfer_rate"])
+                           & (rated["transfer_rate"] <= rated["transfer_rate_hi"])).all()
+    assert ((rated["transfer_rate"] * rated["eligible"]).round(9) % 1 == 0).all()  # a count over the eligible ones
+    assert transfer.filter(pl.col("source") == pl.col("target"))["transfer_rate"].is_nan().all()
     pairs = pl.read_parquet(repo / "artifacts/pairs.parquet")
     k = pairs.filter(model_a="cnn_a", model_b="mlp")["kappa"][0]
     assert section["kappa"][0, 2] == section["kappa"][2, 0] == pytest.approx(k)

@@ -38,6 +38,22 @@ class EnsembleSettings(Strict):
     matched_band: float = Field(0.02, gt=0, le=1, description="accuracy-matched pairs: |acc_a - acc_b| <= this (0.02 = 2 points)")
     greedy_max_size: int = Field(10, ge=1, description="greedy forward selection grows the ensemble to this size (at most the zoo)")
     strongest: int = Field(3, ge=1, description="the most accurate models whose best partner is reported")
+    class_groups: dict[str, tuple[int, ...]] = Field(
+        default_factory=dict, description="named groups of class indices (e.g. tops: [0, 2, 4, 6]); per pair, which "
+                                          "member is better on each group (artifacts/pairs_per_group.parquet)")
+
+    @field_validator("class_groups")
+    @classmethod
+    def _disjoint_groups(cls, v: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        seen: dict[int, str] = {}
+        for name, classes in v.items():
+            if not classes or min(classes) < 0:
+                raise ValueError(f"group {name!r} needs one or more class indices >= 0, got {list(classes)}")
+            for c in classes:
+                if c in seen:
+                    raise ValueError(f"class {c} is in groups {seen[c]!r} and {name!r}; groups must not overlap")
+                seen[c] = name
+        return v
 
 
 class SimilaritySettings(Strict):

@@ -15,6 +15,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "bootstrap": ("bootstrap_weights", "resampled_counts", "interval95", "model_resample_weights"),
     "categories": ("PAIRS_COLUMNS", "pairs_table", "category_tables", "finding", "best_partners", "plot_frames",
                    "study_metrics", "format_categories"),
-    "pairs": ("PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table", "calibration_columns"),
+    "pairs": ("PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table", "calibration_columns", "group_table"),
     "tables": ("EnsembleTables", "ensemble_tables"),
 })

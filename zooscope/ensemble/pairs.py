@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from zooscope.paircache import Pair, code_digest, digest
 from zooscope.ensemble.bootstrap import bootstrap_weights, interval95, model_resample_weights, resampled_counts
 from zooscope.artifacts import Predictions
 
-__all__ = ["PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table", "calibration_columns"]
+__all__ = ["PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table", "calibration_columns", "group_table"]
 
 
 @dataclass(frozen=True)
@@ -145,3 +145,35 @@ def calibration_columns(calibration: Predictions, pairs: list[Pair]) -> pl.DataF
     return pl.DataFrame({"model_a": [a for a, _ in pairs], "model_b": [b for _, b in pairs], "cal_acc_a": acc[ia],
                          "cal_acc_b": acc[ib], "cal_gain": got["ens_right"] / len(calibration.labels)
                          - np.maximum(acc[ia], acc[ib])})
+
+
+def group_table(per_class: pl.DataFrame, groups: Mapping[str, Sequence[int]]) -> pl.DataFrame:
+    """Specialisation per group of classes: one row per (pair, group) with the group's support, both members' and
+    the ensemble's accuracy on it (support-weighted over its classes), and which member wins it (or ``tie``).
+
+    Args:
+        per_class: the per-class table of :func:`ensemble_table` (model_a, model_b, class, support, acc_a, acc_b,
+            acc_ens); groups: group name -> class indices (``ensemble.class_groups``).
+
+    Raises:
+        ValueError: a group names a class the dataset does not have.
+    """
+    schema = {"model_a": pl.String, "model_b": pl.String, "group": pl.String, "support": pl.Int64,
+              "acc_a": pl.Float64, "acc_b": pl.Float64, "acc_ens": pl.Float64, "winner": pl.String}
+    if not groups:
+        return pl.DataFrame(schema=schema)
+    num_classes = int(per_class["class"].max()) + 1
+    for name, classes in groups.items():
+        if max(classes) >= num_classes:
+            raise ValueError(f"ensemble.class_groups.{name}: class {max(classes)} does not exist; the dataset has "
+                             f"classes 0..{num_classes - 1}")
+    of = {c: name for name, classes in groups.items() for c in classes}
+    weighted = per_class.filter(pl.col("class").is_in(list(of))).with_columns(
+        group=pl.col("class").replace_strict(of, return_dtype=pl.String),
+        **{f"right_{k}": pl.col(f"acc_{k}").fill_nan(0) * pl.col("support") for k in ("a", "b", "ens")})
+    out = weighted.group_by("model_a", "model_b", "group", maintain_order=True).agg(
+        pl.col("support").sum(), *(pl.col(f"right_{k}").sum() for k in ("a", "b", "ens")))
+    acc = {f"acc_{k}": pl.col(f"right_{k}") / pl.col("support") for k in ("a", "b", "ens")}
+    winner = (pl.when(pl.col("acc_a") > pl.col("acc_b")).then("model_a")
+              .when(pl.col("acc_a") < pl.col("acc_b")).then("model_b").otherwise(pl.lit("tie")))
+    return out.with_columns(**acc).with_columns(winner=winner).select(list(schema)).cast(schema)

@@ -22,7 +22,7 @@ from zooscope.config import Study, lint_zoo
 from zooscope.ensemble.agreement import image_split
 from zooscope.ensemble.greedy import ensemble_curve, greedy_ensemble
 from zooscope.ensemble.categories import category_tables, format_categories, pairs_table, plot_frames, study_metrics
-from zooscope.ensemble.pairs import calibration_columns, ensemble_keys, ensemble_rows, ensemble_table
+from zooscope.ensemble.pairs import calibration_columns, ensemble_keys, ensemble_rows, ensemble_table, group_table
 from zooscope.paircache import cached_pairs
 
 __all__ = ["ENSEMBLE_CACHE", "EnsembleTables", "ensemble_tables"]
@@ -38,6 +38,7 @@ class EnsembleTables:
     Attributes:
         pairs: ``artifacts/pairs.parquet``, one row per unordered pair (``categories.PAIRS_COLUMNS`` first).
         per_class: ``artifacts/pairs_per_class.parquet``, one row per (pair, class).
+        per_group: ``artifacts/pairs_per_group.parquet``, one row per (pair, group of ``ensemble.class_groups``).
         metrics: ``metrics/study.json``.
         plots: plot name (kappa_by_category, gain_vs_kappa, greedy_curve) -> its data.
         categories: the category tables as text (what the stage prints); computed: pairs computed this run.
@@ -45,10 +46,22 @@ class EnsembleTables:
 
     pairs: pl.DataFrame
     per_class: pl.DataFrame
+    per_group: pl.DataFrame
     metrics: dict[str, Any]
     plots: dict[str, pl.DataFrame]
     categories: str
     computed: int
+
+
+def _group_summary(frame: pl.DataFrame, per_group: pl.DataFrame, groups: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+    """``metrics/study.json``'s class_groups: the groups, and per category the share of pairs whose members each win
+    at least one group (they specialise: each is the better one somewhere)."""
+    wins = per_group.group_by("model_a", "model_b").agg(
+        a=(pl.col("winner") == pl.col("model_a")).any(), b=(pl.col("winner") == pl.col("model_b")).any())
+    split = frame.select("model_a", "model_b", "category").join(wins, on=["model_a", "model_b"], how="left")
+    share = split.group_by("category").agg(specialised=(pl.col("a") & pl.col("b")).mean(), pairs=pl.len())
+    return {"groups": {name: list(classes) for name, classes in groups.items()},
+            "specialised_pairs": {r["category"]: r["specialised"] for r in share.sort("category").iter_rows(named=True)}}
 
 
 def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path, similarity: pl.DataFrame,
@@ -85,5 +98,8 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
                             lint=[w.message for w in lint_zoo(study)])
     metrics["image_split"] = {kind: int(per_class.sum()) for kind, per_class in split.items()} | {
         "per_class": {str(c): {kind: int(split[kind][c]) for kind in split} for c in range(len(split["trivial"]))}}
-    return EnsembleTables(frame, table.per_class, metrics, plot_frames(frame, tables, greedy, ids),
+    per_group = group_table(table.per_class, settings.class_groups)
+    if len(per_group):
+        metrics["class_groups"] = _group_summary(frame, per_group, settings.class_groups)
+    return EnsembleTables(frame, table.per_class, per_group, metrics, plot_frames(frame, tables, greedy, ids),
                           format_categories(tables), computed)

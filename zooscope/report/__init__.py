@@ -17,7 +17,7 @@ from zooscope.report.changes import changes_section
 from zooscope.report.data import ReportData, load_report_data
 from zooscope.report.mistake_sections import mistake_sections
 from zooscope.report.page import Html, Section, render_page
-from zooscope.report.pair_sections import complementary_section, consensus_errors_section, heatmap_sections
+from zooscope.report.pair_sections import complementary_section, consensus_errors_section, heatmap_sections, pairs_section
 from zooscope.report.study_sections import (categories_section, ensembles_section, image_split_section, models_section,
                                             summary_section)
 
@@ -29,7 +29,7 @@ SectionBuilder = Callable[[ReportData], list[Section]]
 #: The report's section builders, in page order.
 BUILDERS: tuple[SectionBuilder, ...] = (
     summary_section, changes_section, categories_section, models_section, ensembles_section, image_split_section,
-    heatmap_sections,
+    heatmap_sections, pairs_section,
     complementary_section, consensus_errors_section, mistake_sections,
 )
 

@@ -72,6 +72,7 @@ class ReportData:
         models: :func:`zooscope.summary.model_table` (one row per model, category vs the base).
         study_metrics: ``metrics/study.json`` (per-category tables, findings, greedy curve, best partners).
         pairs: ``artifacts/pairs.parquet`` (one row per pair). per_class: ``artifacts/pairs_per_class.parquet``.
+        per_group: ``artifacts/pairs_per_group.parquet`` (per pair and group of classes), when given.
         predictions: every model's eval predictions, aligned (pred [n_models, n], labels, sample ids).
         classes: class names, index = label. split_sizes: samples per split.
         images: sample id -> PIL image of that eval sample (None: no thumbnails).
@@ -92,6 +93,7 @@ class ReportData:
     artifacts: Mapping[str, str] = field(default_factory=dict)
     changes: Any = None
     mistakes: MistakesData | None = None
+    per_group: pl.DataFrame | None = None
 
     def source(self, *names: str) -> tuple[str, ...]:
         """The paths of the named artifacts (for a section's ``sources``)."""
@@ -108,7 +110,7 @@ def model_order(models: pl.DataFrame) -> list[str]:
 def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: str | Path, pairs: str | Path,
                      per_class: str | Path, predictions: str | Path, thumbnails: bool = True,
                      changes: Any = None, mistakes: str | Path | None = None,
-                     mistakes_metrics: str | Path | None = None) -> ReportData:
+                     mistakes_metrics: str | Path | None = None, per_group: str | Path | None = None) -> ReportData:
     """Read the report's inputs. With ``thumbnails``, the dataset is loaded for its images and class
     names (``zooscope.data.datasets``); otherwise class names are the label numbers. ``mistakes`` (the
     mistakes stage's folder) and ``mistakes_metrics`` (its metrics file) add the mistakes sections."""
@@ -140,7 +142,7 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
                       study_metrics=read_json(study_metrics), pairs=pl.read_parquet(pairs),
                       per_class=pl.read_parquet(per_class), predictions=preds, classes=classes,
                       split_sizes=split_sizes, images=images, artifacts=artifacts, changes=changes,
-                      mistakes=loaded)
+                      mistakes=loaded, per_group=pl.read_parquet(per_group) if per_group is not None else None)
 
 
 @dataclass(frozen=True)

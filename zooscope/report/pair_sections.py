@@ -7,13 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import polars as pl
 
 from zooscope.report import figures
 from zooscope.artifacts import pair_matrix
 from zooscope.report.data import ReportData, model_order
-from zooscope.report.page import Html, Section, join, png_img, tag
+from zooscope.report.page import Column, Html, Section, join, png_img, table, tag
 
-__all__ = ["heatmap_sections", "complementary_section", "consensus_errors_section", "most_complementary", "thumb", "image_thumb"]
+__all__ = ["heatmap_sections", "pairs_section", "complementary_section", "consensus_errors_section", "most_complementary",
+           "thumb", "image_thumb"]
 
 _THUMB_PX = 72
 
@@ -86,6 +88,13 @@ def complementary_section(data: ReportData) -> list[Section]:
             f"95% CI [{100 * pair['gain_lo']:+.2f}, {100 * pair['gain_hi']:+.2f}]). {a} is better on "
             f"{len(wins[a])} classes, {b} on {len(wins[b])}.")
     parts = [tag("p", text), tag("figure", fig, tag("figcaption", "Per-class accuracy of the two members and their ensemble."))]
+    groups = data.per_group.filter((pl.col("model_a") == a) & (pl.col("model_b") == b)) if data.per_group is not None else None
+    if groups is not None and len(groups):
+        cols = [Column("group", "group of classes"), Column("support", "samples", str, True),
+                Column("acc_a", f"{a} %", lambda v: f"{100 * v:.2f}", True),
+                Column("acc_b", f"{b} %", lambda v: f"{100 * v:.2f}", True),
+                Column("acc_ens", "ensemble %", lambda v: f"{100 * v:.2f}", True), Column("winner", "better member")]
+        parts.append(tag("div", table(groups.to_dicts(), cols), class_="scroll"))
     sources = data.source("pairs", "per_class")
     if data.images is not None:
         models = list(data.predictions.models)
@@ -129,3 +138,44 @@ def consensus_errors_section(data: ReportData) -> list[Section]:
     return [Section("all-wrong", "Samples every model gets wrong", data.source("predictions", "dataset"), body,
                     f"{len(wrong)} of {n:,} eval samples ({100 * len(wrong) / n:.2f}%) are misclassified by all "
                     f"{len(pred)} models; shown: up to {k}, those where the most models agree on the wrong class first.")]
+
+
+#: A larger zoo's pair table lists the pairs whose ensembles gain most on calibration, up to this many.
+_PAIR_ROWS = 500
+
+
+def _num3(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _degrees(value: float) -> str:
+    return f"{np.degrees(value):.1f}°"
+
+
+_PAIR_COLUMNS = (
+    Column("pair", "pair"), Column("category", "category"),
+    Column("kappa", "kappa", _num3, True), Column("kappa_min", "min", _num3, True, "lowest kappa the two accuracies allow"),
+    Column("kappa_max", "max", _num3, True, "highest kappa the two accuracies allow"),
+    Column("kappa_ratio", "κ/κmax", _num3, True), Column("kappa_position", "position", _num3, True,
+                                                          "where kappa sits between its min (0) and max (1)"),
+    Column("gain", "gain (pts)", lambda v: f"{100 * v:+.2f}", True, "ensemble minus the better member, eval"),
+    Column("cka_debiased", "CKA", _num3, True, "debiased linear CKA"),
+    Column("cka_debiased_null", "CKA null", _num3, True, "mean over shuffled sample orders"),
+    Column("cka_debiased_corrected", "CKA − null", _num3, True),
+    Column("mutual_knn", "k-NN", _num3, True, "mutual k-NN alignment"),
+    Column("mutual_knn_null", "k-NN null", _num3, True), Column("mutual_knn_corrected", "k-NN − null", _num3, True),
+    Column("theta_mean", "θ", _degrees, True, "mean angle atan2(p_a(y), p_b(y)): 45° = equal confidence in the label"),
+)
+
+
+def pairs_section(data: ReportData) -> list[Section]:
+    """Every pair's numbers that the headline averages: kappa in its feasible range, the similarity scores with
+    their permutation nulls, and the specialisation angle."""
+    rows = data.pairs.sort("cal_gain", descending=True, maintain_order=True).head(_PAIR_ROWS)
+    shown = [r | {"pair": f"{r['model_a']} + {r['model_b']}"} for r in rows.iter_rows(named=True)]
+    note = ("" if len(data.pairs) <= _PAIR_ROWS
+            else f" Shown: the {_PAIR_ROWS} of {len(data.pairs)} pairs whose ensembles gain most on calibration.")
+    return [Section("pairs", "Every pair", data.source("pairs"),
+                    tag("div", table(shown, _PAIR_COLUMNS, sortable=True), class_="scroll"),
+                    "Kappa with the range its two accuracies allow, representation similarity against its permutation "
+                    "null, and the specialisation angle. Click a column header to sort." + note)]
