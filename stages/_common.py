@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -18,18 +19,31 @@ def parser(description: str) -> argparse.ArgumentParser:
 
 def model_parser(description: str) -> argparse.ArgumentParser:
     p = parser(description)
-    p.add_argument("--model", required=True, help="model id (a key of 'models' in the study file)")
+    p.add_argument("--model", help="model id (a key of 'models' in the study file); default: the one of the DVC stage "
+                                   "running this command ($DVC_STAGE, e.g. fetch@cnn_base)")
     return p
 
 
-def load(params: str, model_id: str | None = None) -> tuple[Study, ModelSpec | None]:
-    """The validated study and, when asked, one model's spec."""
+def model_id(args: argparse.Namespace) -> str:
+    """The model a per-model stage works on: ``--model``, else the part after '@' of ``$DVC_STAGE``, which DVC
+    sets for every stage command. dvc.yaml's commands therefore never carry a model id, so an id never reaches
+    a shell, whatever params.yaml holds."""
+    if args.model:
+        return args.model
+    stage = os.environ.get("DVC_STAGE", "")
+    if "@" not in stage:
+        raise StudyError("no model given: pass --model <id> (under dvc repro, $DVC_STAGE names it)")
+    return stage.split("@", 1)[1]
+
+
+def load(params: str, model: str | None = None) -> tuple[Study, ModelSpec | None]:
+    """The validated study and, when asked, one model's spec (``model``: its id)."""
     study = load_study(params)
-    if model_id is None:
+    if model is None:
         return study, None
-    if model_id not in study.models:
-        raise StudyError(f"{params}: no model {model_id!r} under 'models'; ids: {', '.join(study.models)}")
-    return study, study.models[model_id]
+    if model not in study.models:
+        raise StudyError(f"{params}: no model {model!r} under 'models'; ids: {', '.join(study.models)}")
+    return study, study.models[model]
 
 
 def use_threads(study: Study) -> None:

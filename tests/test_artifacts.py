@@ -36,3 +36,20 @@ def test_load_embeddings_names_the_file_that_is_missing_or_the_wrong_size(tmp_pa
         load_embeddings(tmp_path, ("train",), rows={"train": 5})
     with pytest.raises(FileNotFoundError, match=r"eval\.npy: embeddings not found"):
         load_embeddings(tmp_path, ("train", "eval"))
+
+
+def test_link_inputs_links_local_files_notes_the_rest_and_drops_stale_links(tmp_path):
+    from zooscope.artifacts import link_inputs
+
+    ckpt = tmp_path / "ckpt.bin"
+    ckpt.write_bytes(b"one")
+    folder = tmp_path / "inputs"
+    link_inputs(folder, {"models/a": ckpt, "models/b": None, "dataset": tmp_path})
+    assert (folder / "models/a").is_symlink() and (folder / "models/a").read_bytes() == b"one"
+    assert (folder / "models/b").read_text() == "read from no local file\n" and (folder / "dataset").is_symlink()
+    ckpt.write_bytes(b"two")  # what a dependency on the link sees: the file's new contents
+    assert (folder / "models/a").read_bytes() == b"two"
+    link_inputs(folder, {"models/b": None})
+    assert not (folder / "models/a").exists() and not (folder / "dataset").exists()
+    with pytest.raises(FileNotFoundError, match=r"models/c: .*nothing\.bin: not found"):
+        link_inputs(folder, {"models/c": tmp_path / "nothing.bin"})

@@ -6,6 +6,7 @@ fixed here, so a stage, the report and the commands agree on them. Commands that
 (``zooscope table``, ``diff``, ``explain``, the Prefect flow) read the default locations below, which are
 the ones ``dvc.yaml`` uses. The default study's tree:
 
+    artifacts/inputs/             models/<id>, dataset: links to the local files a stage reads   inputs
     artifacts/models/<id>/        weights.safetensors, card.json                       fetch@<id>
     artifacts/embeddings/<id>/    <split>.npy, <split>_logits.npy (with a head)          embed@<id>
     artifacts/probes/<id>/        probe.json, probe.safetensors, <split>_logits.npy      probe@<id>
@@ -41,7 +42,7 @@ __all__ = [
     "WEIGHTS", "CARD", "PROBE_SUMMARY", "PROBE_WEIGHTS", "PREDICTIONS", "PROBS", "CALIBRATION_PREDICTIONS",
     "CALIBRATION_PROBS", "prediction_files", "MISTAKES_TABLES", "ADVERSARIAL_IMAGES",
     "embedding_file", "logits_file", "model_metrics_file", "mistakes_file",
-    "read_card", "read_cards", "load_embeddings", "read_probe_summary", "read_model_metrics", "read_mistakes",
+    "link_inputs", "read_card", "read_cards", "load_embeddings", "read_probe_summary", "read_model_metrics", "read_mistakes",
     "Predictions", "read_predictions", "unordered_pairs", "pair_matrix",
 ]
 
@@ -95,6 +96,35 @@ def model_metrics_file(metrics_dir: str | Path, model: str) -> Path:
 def mistakes_file(folder: str | Path, table: str) -> Path:
     """One of the mistakes stage's tables (:data:`MISTAKES_TABLES`)."""
     return Path(folder) / f"{table}.parquet"
+
+
+def link_inputs(folder: str | Path, inputs: Mapping[str, str | Path | None]) -> None:
+    """Write ``<folder>/<name>`` for each input: a symbolic link to the local file or folder it is read from (so a
+    stage that lists ``<folder>/<name>`` as a DVC dependency re-runs when that file's contents change: DVC hashes
+    through the link), or, for an input read from no local file, a one-line note. Each is replaced atomically.
+
+    Raises:
+        FileNotFoundError: an input's file does not exist (naming the input and the path).
+    """
+    import os
+
+    for stale in (p for p in Path(folder).rglob("*") if p.is_symlink() or p.is_file()):
+        if str(stale.relative_to(folder)) not in inputs:
+            stale.unlink()  # an input the study no longer reads
+    for name, target in inputs.items():
+        path = Path(folder) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.unlink(missing_ok=True)
+        if target is None:
+            tmp.write_text("read from no local file\n")
+        else:
+            real = Path(target).expanduser().resolve()
+            if not real.exists():
+                raise FileNotFoundError(f"{name}: {target}: not found (a checkpoint not found, or a dataset folder "
+                                        "that does not exist)")
+            tmp.symlink_to(real)
+        os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------ readers

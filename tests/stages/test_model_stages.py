@@ -26,7 +26,7 @@ pytestmark = pytest.mark.slow
 def test_repro_runs_every_stage_of_every_model(studied):
     repo, out = studied
     expected = {f"{s}@{m}" for s in ("fetch", "embed", "probe", "predict") for m in TINY_STUDY["models"]}
-    assert set(ran_stages(out)) == expected | {"similarity", "ensemble", "mistakes", "report"}
+    assert set(ran_stages(out)) == expected | {"inputs", "similarity", "ensemble", "mistakes", "report"}
     for mid in TINY_STUDY["models"]:
         card = json.loads((repo / f"artifacts/models/{mid}/card.json").read_text())
         assert card["id"] == mid and len(card["sha256"]) == 64
@@ -83,7 +83,7 @@ def test_nothing_changed_runs_nothing_and_one_model_change_reruns_only_that_mode
     write_study(work / "params.yaml", study)
     out = dvc(work, "repro").stdout
     assert sorted(ran_stages(out)) == sorted([*(f"{s}@cnn_b" for s in ("fetch", "embed", "probe", "predict")),
-                                              "similarity", "ensemble", "mistakes", "report"])
+                                              "inputs", "similarity", "ensemble", "mistakes", "report"])
     pairs_with_cnn_b = len(TINY_STUDY["models"]) - 1
     assert f"similarity: 6 pairs, {pairs_with_cnn_b} computed" in out and f"ensemble: 6 pairs, {pairs_with_cnn_b} computed" in out
 
@@ -104,7 +104,47 @@ def test_fetch_is_byte_reproducible_across_processes(tmp_path):
     digests = []
     for i in range(2):
         out = tmp_path / f"run{i}"
-        _run([sys.executable, "-m", "stages.fetch", "--params", str(params), "--model", "cnn_a", "--out", str(out),
+        _run([sys.executable, "-m", "stages.fetch", "--params", str(params), "--model", "cnn_a", "--models", str(out),
               "--no-progress"], REPO)
-        digests.append([hashlib.sha256((out / f).read_bytes()).hexdigest() for f in ("weights.safetensors", "card.json")])
+        digests.append([hashlib.sha256((out / "cnn_a" / f).read_bytes()).hexdigest()
+                        for f in ("weights.safetensors", "card.json")])
     assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("hostile", ["x;touch {marker};y", "z$(touch {marker})", "q`touch {marker}`"])
+def test_a_hostile_model_id_never_reaches_a_shell(tmp_path, hostile):
+    """The stage commands carry no model id (the stage reads it from $DVC_STAGE), so `dvc repro` of a study whose
+    id holds shell syntax runs none of it, and the stage refuses the id in one line that names it."""
+    marker = tmp_path / "INJECTED"
+    mid = hostile.format(marker=marker)
+    study = {**TINY_STUDY, "models": {mid: TINY_STUDY["models"]["cnn_a"], **TINY_STUDY["models"]}}
+    repo = make_repo(tmp_path / "repo", study)
+    for args in (("repro",), ("repro", f"fetch@{mid}")):
+        proc = dvc(repo, *args, check=False)
+        assert proc.returncode != 0 and not marker.exists(), args
+        assert f"model id {mid!r} is not allowed" in proc.stdout + proc.stderr  # the inputs stage, first, refuses it
+        assert "Traceback" not in proc.stdout + proc.stderr
+    # the stage alone, without the inputs stage before it: DVC finds its input link missing, and still runs no shell code
+    proc = dvc(repo, "repro", "--single-item", f"fetch@{mid}", check=False)
+    assert proc.returncode != 0 and not marker.exists() and mid in proc.stdout + proc.stderr
+
+
+def test_a_changed_file_checkpoint_re_runs_its_fetch_stage_only(studied, tmp_path):
+    """A ``file:`` checkpoint is a dependency of its fetch stage (through artifacts/inputs): new contents at the
+    same path are seen by `dvc status` and re-fetched, and no other model's fetch runs."""
+    work = tmp_path / "work"
+    shutil.copytree(studied[0], work, symlinks=True)
+    ckpt = tmp_path / "ckpt.safetensors"
+    shutil.copy(work / "artifacts/models/cnn_a/weights.safetensors", ckpt)
+    study = yaml.safe_load((work / "params.yaml").read_text())
+    study["models"]["byo"] = {k: v for k, v in study["models"]["cnn_a"].items() if k != "train"} | {"source": f"file:{ckpt}"}
+    write_study(work / "params.yaml", study)
+    first = dvc(work, "repro", "fetch@byo").stdout
+    assert sorted(ran_stages(first)) == ["fetch@byo", "inputs"]
+    before = (work / "artifacts/models/byo/weights.safetensors").read_bytes()
+    shutil.copy(work / "artifacts/models/cnn_b/weights.safetensors", ckpt)  # same path, new contents
+    status = dvc(work, "status").stdout
+    assert "fetch@byo" in status and "fetch@cnn_a" not in status and "fetch@cnn_b" not in status
+    # the input links are re-hashed (their stage re-runs, in a second), then only the stage that reads the file
+    assert sorted(ran_stages(dvc(work, "repro", "fetch@byo").stdout)) == ["fetch@byo", "inputs"]
+    assert (work / "artifacts/models/byo/weights.safetensors").read_bytes() != before

@@ -176,6 +176,11 @@ class ModelSpec(Strict):
     def target(self) -> str:
         return self.source.partition(":")[2]
 
+    @property
+    def local_file(self) -> str | None:
+        """The local weights file this model is read from (``file:`` checkpoints, a timm ``pretrained_file``)."""
+        return self.target if self.kind == "file" else self.pretrained_file
+
 
 def recipe_train_options(spec: ModelSpec) -> Strict:
     """The typed ``train`` options of a recipe (or file:) model."""

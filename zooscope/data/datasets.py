@@ -23,7 +23,7 @@ import numpy as np
 from zooscope.config import DatasetSpec
 from zooscope.data.idx import read_idx
 
-__all__ = ["Dataset", "load_dataset", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST"]
+__all__ = ["Dataset", "load_dataset", "dataset_root", "SPLITS", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST"]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
@@ -125,7 +125,7 @@ def _split_pool(spec: DatasetSpec, pool: np.ndarray, test: np.ndarray | None) ->
 
 
 def _fashion_mnist(spec: DatasetSpec) -> Dataset:
-    root = Path(spec.root) if spec.root else Path(os.environ.get("ZOOSCOPE_FASHION_MNIST", DEBIAN_FASHION_MNIST))
+    root = dataset_root(spec)
 
     def find(stem: str) -> Path | None:
         for cand in (root / stem, root / f"{stem}.gz", root / "FashionMNIST" / "raw" / stem):
@@ -237,6 +237,19 @@ def _torchvision(spec: DatasetSpec) -> Dataset:
 
 
 _LOADERS = {"fashion-mnist": _fashion_mnist, "digits": _digits, "imagefolder": _imagefolder, "torchvision": _torchvision}
+
+
+def dataset_root(spec: DatasetSpec) -> Path | None:
+    """The local folder the dataset is read from (what the study's stages must depend on), or None when it comes
+    with a package (digits) or has no folder yet (a torchvision set not downloaded)."""
+    kind, _, target = spec.source.partition(":")
+    if kind == "fashion-mnist":
+        return Path(spec.root) if spec.root else Path(os.environ.get("ZOOSCOPE_FASHION_MNIST", DEBIAN_FASHION_MNIST))
+    if kind == "imagefolder":
+        return Path(target).expanduser()
+    if kind == "torchvision" and spec.root:
+        return Path(spec.root)
+    return None
 
 
 def load_dataset(spec: DatasetSpec) -> Dataset:

@@ -233,13 +233,18 @@ def _with_intervals(entry: dict[str, Any], stat: str) -> str:
 def format_categories(tables: dict[str, dict[str, dict[str, Any]]]) -> str:
     """The category tables as text: mean of kappa, error inconsistency and gain, each with its 95% interval over
     images and over models and images."""
+    cells = {(subset, cat): [_with_intervals(e, stat) for stat in CATEGORY_STATS]
+             for subset, cats in tables.items() for cat, e in cats.items()}
+    width = [max([len(name), *(len(c[i]) for c in cells.values())]) + 2
+             for i, name in enumerate(("kappa", "error inconsistency", "gain"))]
     lines = []
     for subset, cats in tables.items():
         lines.append(SUBSETS[subset].label + ("" if cats else ": none"))
         if cats:
-            lines.append(f"  {'category':<16}{'pairs':>5}{'models':>7}  {'kappa':<28}{'error inconsistency':<32}gain")
+            lines.append(f"  {'category':<16}{'pairs':>5}{'models':>7}  {'kappa':<{width[0]}}"
+                         f"{'error inconsistency':<{width[1]}}gain")
         for cat, e in cats.items():
-            lines.append(f"  {cat:<16}{e['pairs']:>5}{e['models']:>7}  {_with_intervals(e, 'kappa'):<28}"
-                         f"{_with_intervals(e, 'error_inconsistency'):<32}{_with_intervals(e, 'gain')}")
+            kappa, ei, gain = cells[subset, cat]
+            lines.append(f"  {cat:<16}{e['pairs']:>5}{e['models']:>7}  {kappa:<{width[0]}}{ei:<{width[1]}}{gain}")
     lines.append("  [95% interval over images; over models and images]")
     return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""inputs: the local files the study reads, as links DVC can hash. Writes ``<out>/models/<id>`` for each model
+(a link to its ``file:`` checkpoint or ``pretrained_file``, else a note) and ``<out>/dataset`` (a link to the
+dataset's folder: the Fashion-MNIST root, an image folder). The stages that read them list these links as
+dependencies, so a checkpoint or an image folder whose contents change re-runs exactly the stages that read
+it, and ``dvc status`` says so."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from stages._common import load, parser, run
+
+
+def work(args) -> None:
+    from zooscope.artifacts import link_inputs
+    from zooscope.data.datasets import dataset_root
+
+    study, _ = load(args.params)
+    inputs = {f"models/{mid}": spec.local_file for mid, spec in study.models.items()}
+    for mid, spec in study.models.items():
+        if spec.local_file and not Path(spec.local_file).expanduser().exists():
+            raise FileNotFoundError(f"{args.params}: models.{mid}: {spec.local_file}: checkpoint not found")
+    root = dataset_root(study.dataset)
+    if root is not None and not root.exists():
+        if study.dataset.source.startswith("imagefolder:"):
+            raise FileNotFoundError(f"{args.params}: dataset.source {study.dataset.source!r}: {root} does not exist")
+        root = None  # not there yet: the dataset's loader downloads it (or says how to install it)
+    link_inputs(args.out, inputs | {"dataset": root})
+    local = sorted(name for name, path in inputs.items() if path)
+    print(f"inputs: {len(study.models)} models ({len(local)} from local files), dataset {study.dataset.source}")
+
+
+def main(argv=None) -> int:
+    p = parser(__doc__)
+    p.add_argument("--out", required=True, help="folder of the input links")
+    return run(work, p, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
