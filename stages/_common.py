@@ -33,7 +33,7 @@ def model_id(args: argparse.Namespace) -> str:
     stage = os.environ.get("DVC_STAGE", "")
     if "@" not in stage:
         raise StudyError("no model given: pass --model <id> (under dvc repro, $DVC_STAGE names it)")
-    return stage.split("@", 1)[1]
+    return stage.rsplit("@", 1)[1]  # addressing may start with a dvc.yaml path; ids hold no '@'
 
 
 def load(params: str, model: str | None = None) -> tuple[Study, ModelSpec | None]:

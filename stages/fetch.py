@@ -11,7 +11,7 @@ from stages._common import load, model_id, model_parser, run, use_threads
 
 
 def work(args) -> None:
-    from zooscope.artifacts import CARD, WEIGHTS
+    from zooscope.artifacts import CARD, WEIGHTS, link_input
     from zooscope.data.datasets import load_dataset
     from zooscope.io import sha256_file, write_json, write_safetensors
     from zooscope.zoo.card import make_card
@@ -19,6 +19,11 @@ def work(args) -> None:
 
     mid = model_id(args)
     study, spec = load(args.params, mid)
+    link = Path(args.inputs) / "models" / mid
+    if spec.local_file and Path(spec.local_file).expanduser().exists() and not link.is_symlink():
+        # the checkpoint appeared after the inputs stage ran: link it now, so DVC tracks what this stage reads
+        link_input(args.inputs, f"models/{mid}", spec.local_file)
+        print(f"fetch@{mid}: {link} now links to {spec.local_file}")
     use_threads(study)
     dataset = load_dataset(study.dataset)
     t0 = time.perf_counter()
@@ -38,6 +43,7 @@ def main(argv=None) -> int:
     p = model_parser(__doc__)
     p.add_argument("--models", required=True, help="folder of the zoo's models: <models>/<id>/ gets weights.safetensors "
                                                     "and card.json")
+    p.add_argument("--inputs", required=True, help="the inputs stage's folder (<inputs>/models/<id> links the checkpoint)")
     return run(work, p, argv)
 
 

@@ -20,12 +20,15 @@ def work(args) -> None:
     inputs = {f"models/{mid}": spec.local_file for mid, spec in study.models.items()}
     for mid, spec in study.models.items():
         if spec.local_file and not Path(spec.local_file).expanduser().exists():
-            raise FileNotFoundError(f"{args.params}: models.{mid}: {spec.local_file}: checkpoint not found")
+            # the other models go on; fetch@<id> fails on it, and links it once it exists
+            print(f"inputs: warning: {args.params}: models.{mid}: {spec.local_file}: checkpoint not found; fetch@{mid} "
+                  "fails until it exists")
+            inputs[f"models/{mid}"] = None
     root = dataset_root(study.dataset)
     if root is not None and not root.exists():
         if study.dataset.source.startswith("imagefolder:"):
             raise FileNotFoundError(f"{args.params}: dataset.source {study.dataset.source!r}: {root} does not exist")
-        root = None  # not there yet: the dataset's loader downloads it (or says how to install it)
+        root.mkdir(parents=True)  # the dataset's loader downloads into it: the link follows what arrives
     link_inputs(args.out, inputs | {"dataset": root})
     local = sorted(name for name, path in inputs.items() if path)
     print(f"inputs: {len(study.models)} models ({len(local)} from local files), dataset {study.dataset.source}")

@@ -42,7 +42,7 @@ __all__ = [
     "WEIGHTS", "CARD", "PROBE_SUMMARY", "PROBE_WEIGHTS", "PREDICTIONS", "PROBS", "CALIBRATION_PREDICTIONS",
     "CALIBRATION_PROBS", "prediction_files", "MISTAKES_TABLES", "ADVERSARIAL_IMAGES",
     "embedding_file", "logits_file", "model_metrics_file", "mistakes_file",
-    "link_inputs", "read_card", "read_cards", "load_embeddings", "read_probe_summary", "read_model_metrics", "read_mistakes",
+    "link_input", "link_inputs", "read_card", "read_cards", "load_embeddings", "read_probe_summary", "read_model_metrics", "read_mistakes",
     "Predictions", "read_predictions", "unordered_pairs", "pair_matrix",
 ]
 
@@ -98,33 +98,38 @@ def mistakes_file(folder: str | Path, table: str) -> Path:
     return Path(folder) / f"{table}.parquet"
 
 
-def link_inputs(folder: str | Path, inputs: Mapping[str, str | Path | None]) -> None:
-    """Write ``<folder>/<name>`` for each input: a symbolic link to the local file or folder it is read from (so a
-    stage that lists ``<folder>/<name>`` as a DVC dependency re-runs when that file's contents change: DVC hashes
-    through the link), or, for an input read from no local file, a one-line note. Each is replaced atomically.
+def link_input(folder: str | Path, name: str, target: str | Path | None) -> None:
+    """Write ``<folder>/<name>``: a symbolic link to the local file or folder an input is read from (so a stage
+    that lists it as a DVC dependency re-runs when that file's contents change: DVC hashes through the link), or,
+    for an input read from no local file, a one-line note. Replaced atomically. The link keeps the path as given
+    (made absolute, not resolved), so a ``latest`` link that is later repointed is followed to its new target.
 
     Raises:
-        FileNotFoundError: an input's file does not exist (naming the input and the path).
+        FileNotFoundError: the input's file does not exist (naming the input and the path).
     """
     import os
 
+    path = Path(folder) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    if target is None:
+        tmp.write_text("read from no local file\n")
+    else:
+        real = Path(target).expanduser().absolute()
+        if not real.exists():
+            raise FileNotFoundError(f"{name}: {target}: not found")
+        tmp.symlink_to(real)
+    os.replace(tmp, path)
+
+
+def link_inputs(folder: str | Path, inputs: Mapping[str, str | Path | None]) -> None:
+    """:func:`link_input` for every input, and remove what ``folder`` holds for inputs no longer listed."""
     for stale in (p for p in Path(folder).rglob("*") if p.is_symlink() or p.is_file()):
         if str(stale.relative_to(folder)) not in inputs:
             stale.unlink()  # an input the study no longer reads
     for name, target in inputs.items():
-        path = Path(folder) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        if target is None:
-            tmp.write_text("read from no local file\n")
-        else:
-            real = Path(target).expanduser().resolve()
-            if not real.exists():
-                raise FileNotFoundError(f"{name}: {target}: not found (a checkpoint not found, or a dataset folder "
-                                        "that does not exist)")
-            tmp.symlink_to(real)
-        os.replace(tmp, path)
+        link_input(folder, name, target)
 
 
 # ------------------------------------------------------------------ readers

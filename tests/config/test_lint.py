@@ -50,3 +50,12 @@ def test_the_default_zoo_is_trained_independently():
     got = _kinds(load_study(REPO / "params.yaml"))
     assert "shared-seed" not in got and "thin-category" not in got
     assert [w.models for w in got["weak-in-mean"]] == [("random_features",)]
+
+
+def test_a_duplicate_model_and_spellings_that_only_look_alike():
+    study = copy.deepcopy(TINY_STUDY)
+    study["models"]["cnn_b"]["tags"]["seed"] = 0  # the same tags as cnn_a, seed included
+    study["models"]["mlp"]["tags"]["hyperparameters"] = "lr=1.5"
+    study["models"]["randfeat"]["tags"]["hyperparameters"] = "lr=15"  # a different number, not a spelling
+    got = _kinds(parse_study(study))
+    assert [w.models for w in got["duplicate"]] == [("cnn_a", "cnn_b")] and "tag-spelling" not in got

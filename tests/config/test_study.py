@@ -304,3 +304,9 @@ def test_project_params_cover_every_category():
 def test_class_groups_must_not_overlap(tmp_path):
     msg = _error(tmp_path, VALID.replace("ensemble: {", "ensemble: {class_groups: {a: [0, 1], b: [1, 2]}, ", 1))
     assert "ensemble.class_groups" in msg and "class 1 is in groups 'a' and 'b'" in msg
+
+
+def test_a_model_id_with_a_trailing_newline_is_refused(tiny_study_dict):
+    tiny_study_dict["models"]["cnn_a\n"] = tiny_study_dict["models"].pop("cnn_b")
+    with pytest.raises(StudyError, match="is not allowed"):
+        parse_study(tiny_study_dict)

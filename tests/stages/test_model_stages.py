@@ -96,6 +96,15 @@ def test_a_bad_model_fails_its_stage_with_a_clear_message(tmp_path):
     proc = dvc(repo, "repro", "fetch@broken", check=False)
     assert proc.returncode != 0
     assert "missing.safetensors: checkpoint not found" in proc.stdout + proc.stderr
+    # the checkpoint arrives: the stage runs, links it, and from then on DVC tracks its contents
+    dvc(repo, "repro", "fetch@cnn_a")
+    shutil.copy(repo / "artifacts/models/cnn_a/weights.safetensors", tmp_path / "missing.safetensors")
+    out = dvc(repo, "repro", "fetch@broken").stdout
+    assert "fetch@broken" in ran_stages(out) and (repo / "artifacts/inputs/models/broken").is_symlink()
+    dvc(repo, "repro", "fetch@broken")  # the inputs stage re-hashes the new link once
+    assert "fetch@broken" not in dvc(repo, "status").stdout
+    (tmp_path / "missing.safetensors").write_bytes(b"not weights any more")
+    assert "fetch@broken" in dvc(repo, "status").stdout
 
 
 def test_fetch_is_byte_reproducible_across_processes(tmp_path):

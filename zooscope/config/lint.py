@@ -7,6 +7,8 @@ which agrees more than the paper's X does. Each warning names the models and say
 number of the headline tables (``metrics/study.json``):
 
 - ``shared-seed``: pairs of a category above reinit whose two models carry the same known ``tags.seed``;
+- ``duplicate``: two models with the same tags, seed included (a reinit pair that is not re-initialised: for a
+  recipe the same weights, kappa near 1);
 - ``thin-category``: a category with fewer than 3 pairs, or fewer than 2 models besides the base, so its
   mean speaks for a handful of models (the interval over the zoo says how little);
 - ``weak-in-mean``: a model flagged ``weak`` whose pairs enter the category means (the tables also give the
@@ -51,11 +53,18 @@ def _known_seed(seed: object) -> str | None:
 
 def _shared_seeds(study: Study, pairs: dict[tuple[str, str], str]) -> list[ZooWarning]:
     groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    out = []
     for (a, b), cat in pairs.items():
         seed = _known_seed(study.models[a].tags.seed)
-        if cat != "reinit" and seed is not None and seed == _known_seed(study.models[b].tags.seed):
+        if seed is None or seed != _known_seed(study.models[b].tags.seed):
+            continue
+        if cat != "reinit":
             groups[cat, seed].append((a, b))
-    out = []
+        else:
+            out.append(ZooWarning("duplicate", (a, b), (
+                f"{a} and {b} carry the same tags, seed {seed} included: as a reinit pair they are not re-initialised "
+                "(a recipe trains them to the same weights), which raises the reinit mean kappa towards 1; give one "
+                "of them another tags.seed")))
     for (cat, seed), shared in sorted(groups.items(), key=lambda kv: CATEGORIES.index(kv[0][0])):
         names = ", ".join(f"{a}+{b}" for a, b in shared[:_LISTED]) + (
             f" and {len(shared) - _LISTED} more" if len(shared) > _LISTED else "")
@@ -97,12 +106,15 @@ def _weak_in_means(study: Study, pairs: dict[tuple[str, str], str]) -> list[ZooW
 
 
 def _spelling(value: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", value.lower())
+    """A tag value without case, spaces, and '_' or '-' between letters (so 'lr=1.5' and 'lr=15' stay apart)."""
+    return re.sub(r"(?<=[a-z])[_-](?=[a-z])|\s", "", value.lower())
 
 
 def _tag_spellings(study: Study) -> list[ZooWarning]:
     out = []
     for tag, cat in zip(METHODOLOGY_TAGS, CATEGORIES, strict=True):
+        if tag == "seed":  # seeds are numbers or 'unknown': no spelling to compare
+            continue
         by_value: dict[str, list[str]] = defaultdict(list)
         for mid, spec in study.models.items():
             by_value[str(getattr(spec.tags, tag))].append(mid)

@@ -77,7 +77,7 @@ class Study(Strict):
     @classmethod
     def _safe_ids(cls, models: dict[str, ModelSpec]) -> dict[str, ModelSpec]:
         for mid in models:
-            if not _SAFE_ID.match(str(mid)):
+            if not _SAFE_ID.fullmatch(str(mid)):
                 raise ValueError(
                     f"model id {mid!r} is not allowed: DVC stage names take only letters, digits, '_' and '-'"
                 )

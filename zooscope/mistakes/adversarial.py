@@ -226,8 +226,11 @@ def transfer_rates(clean: np.ndarray, adversarial: np.ndarray, labels: np.ndarra
         with np.errstate(invalid="ignore", divide="ignore"):
             draws = counts[:, m:] / counts[:, :m]
             rate = fooled.sum(1) / eligible.sum(1)
-        lo, hi = np.nanpercentile(np.where(np.isfinite(draws), draws, np.nan), [2.5, 97.5], axis=0) \
-            if np.isfinite(draws).any() else (np.full(m, np.nan), np.full(m, np.nan))
+        lo, hi = np.full(m, np.nan), np.full(m, np.nan)
+        rated = np.isfinite(draws).any(0)  # targets with an eligible sample in some resample
+        if rated.any():
+            lo[rated], hi[rated] = np.nanpercentile(np.where(np.isfinite(draws[:, rated]), draws[:, rated], np.nan),
+                                                    [2.5, 97.5], axis=0)
         out["rate"][a], out["lo"][a], out["hi"][a] = rate, lo, hi
         out["eligible"][a] = eligible.sum(1)
     for key in ("rate", "lo", "hi"):
@@ -267,8 +270,9 @@ def matrix_correlation(a: np.ndarray, b: np.ndarray, *, accuracy: np.ndarray | N
         acc = np.asarray(accuracy, np.float64)
         rows, cols = np.nonzero(off)
         cov = np.column_stack([acc[rows], acc[cols]])
-        for name, (u, v) in (("pearson_partial", (x, z)), ("spearman_partial", (rankdata(x), rankdata(z)))):
-            ru, rv = _residuals(u, cov), _residuals(v, cov)
+        ranked = np.column_stack([rankdata(cov[:, 0]), rankdata(cov[:, 1])])
+        for name, (u, v, c) in (("pearson_partial", (x, z, cov)), ("spearman_partial", (rankdata(x), rankdata(z), ranked))):
+            ru, rv = _residuals(u, c), _residuals(v, c)
             if np.ptp(ru) > 1e-12 and np.ptp(rv) > 1e-12:
                 out[name] = float(pearsonr(ru, rv)[0])
     return out
