@@ -19,8 +19,8 @@ def work(args) -> None:
 
     mid = model_id(args)
     study, spec = load(args.params, mid)
-    link = Path(args.inputs) / "models" / mid
-    if spec.local_file and Path(spec.local_file).expanduser().exists() and not link.is_symlink():
+    link = Path(args.inputs or ".") / "models" / mid
+    if args.inputs and spec.local_file and Path(spec.local_file).expanduser().exists() and not link.is_symlink():
         # the checkpoint appeared after the inputs stage ran: link it now, so DVC tracks what this stage reads
         link_input(args.inputs, f"models/{mid}", spec.local_file)
         print(f"fetch@{mid}: {link} now links to {spec.local_file}")
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     p = model_parser(__doc__)
     p.add_argument("--models", required=True, help="folder of the zoo's models: <models>/<id>/ gets weights.safetensors "
                                                     "and card.json")
-    p.add_argument("--inputs", required=True, help="the inputs stage's folder (<inputs>/models/<id> links the checkpoint)")
+    p.add_argument("--inputs", help="the inputs stage's folder (<inputs>/models/<id> links the checkpoint; dvc.yaml gives it)")
     return run(work, p, argv)
 
 
