@@ -1,5 +1,5 @@
 """mistakes: the mistake taxonomy, consensus errors, neighbour disagreement, MMD-critic prototypes and
-criticisms, and adversarial robustness and transfer (science.md section 7). Writes under ``--out``:
+criticisms, and adversarial robustness and transfer (docs/science.md section 7). Writes under ``--out``:
 
 - ``taxonomy.parquet`` (per model: correct, near misses, far misses), ``confusions.parquet`` (top pairs),
 - ``consensus.parquet`` (ranked consensus errors with the zoo's votes and nearest training samples),

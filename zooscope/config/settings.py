@@ -31,9 +31,9 @@ class PredictSettings(Strict):
 
 
 class EnsembleSettings(Strict):
-    """The ``ensemble`` stage: agreement of errors, pair ensembles and the headline tables (science.md 2-4)."""
+    """The ``ensemble`` stage: agreement of errors, pair ensembles and the headline tables (docs/science.md 2-4)."""
 
-    n_boot: int = Field(1000, ge=1000, description="bootstrap resamples over samples for every interval (science.md: >= 1000)")
+    n_boot: int = Field(1000, ge=1000, description="bootstrap resamples over samples for every interval (docs/science.md: >= 1000)")
     seed: int = Field(0, description="seed of the bootstrap resamples")
     matched_band: float = Field(0.02, gt=0, le=1, description="accuracy-matched pairs: |acc_a - acc_b| <= this (0.02 = 2 points)")
     greedy_max_size: int = Field(10, ge=1, description="greedy forward selection grows the ensemble to this size (at most the zoo)")
@@ -57,10 +57,10 @@ class EnsembleSettings(Strict):
 
 
 class SimilaritySettings(Strict):
-    """The ``similarity`` stage: CKA, mutual k-NN with permutation nulls, and overlapping features (science.md 5-6)."""
+    """The ``similarity`` stage: CKA, mutual k-NN with permutation nulls, and overlapping features (docs/science.md 5-6)."""
 
     knn_k: int = Field(10, ge=1, description="neighbours of the mutual k-NN alignment")
-    n_perm: int = Field(20, ge=20, description="shuffles of each permutation null (science.md: >= 20)")
+    n_perm: int = Field(20, ge=20, description="shuffles of each permutation null (docs/science.md: >= 20)")
     seed: int = Field(0, description="seed of the permutations and of the feature mixes")
     concat_all_up_to: int = Field(
         16, ge=2, description="zoos of at most this many models get a concatenated probe for every pair; larger ones "
@@ -91,7 +91,7 @@ class ReportSettings(Strict):
 
 
 class MistakesSettings(Strict):
-    """The ``mistakes`` stage: taxonomy, consensus errors, MMD-critic, adversarial transfer (science.md 7)."""
+    """The ``mistakes`` stage: taxonomy, consensus errors, MMD-critic, adversarial transfer (docs/science.md 7)."""
 
     consensus_share: float = Field(0.75, gt=0, le=1, description="a consensus error: at least this share of the zoo "
                                                                   "predicts the same wrong class")

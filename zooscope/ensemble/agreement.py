@@ -1,10 +1,10 @@
-"""Do two models make the same mistakes, and does averaging them help? (science.md sections 2 and 3)
+"""Do two models make the same mistakes, and does averaging them help? (docs/science.md sections 2 and 3)
 
 Every agreement statistic of a pair is a function of four counts over the ``n`` evaluation samples:
 ``n_a`` and ``n_b`` (samples each model gets right) and ``n_ab`` (samples both get right). The one
 core, :func:`agreement_from_counts`, turns broadcastable count arrays into the statistics, so
 the single pair, the bootstrap resamples and the all-pairs matrices share the same arithmetic and
-give identical numbers. Kappa and the correlation are written in integer counts (the science.md
+give identical numbers. Kappa and the correlation are written in integer counts (the docs/science.md
 formulas multiplied through by ``n**2``), so degenerate pairs (a perfect model, a constant error
 indicator) are detected exactly rather than through rounding.
 """
@@ -38,7 +38,7 @@ __all__ = [
 def agreement_from_counts(n_a: ArrayLike, n_b: ArrayLike, n_ab: ArrayLike, n: int) -> dict[str, np.ndarray]:
     """Section 2 statistics from broadcastable counts of correct samples out of ``n``.
 
-    With p_a = n_a/n, p_b = n_b/n and c_obs = (n - n_a - n_b + 2 n_ab)/n, the science.md formulas become
+    With p_a = n_a/n, p_b = n_b/n and c_obs = (n - n_a - n_b + 2 n_ab)/n, the docs/science.md formulas become
         kappa     = (c_obs - c_exp) / (1 - c_exp)           = 2 (n n_ab - n_a n_b) / (n (n_a + n_b) - 2 n_a n_b)
         kappa_max = same with n_ab -> min(n_a, n_b)           (c_obs_max = 1 - |p_a - p_b|)
         kappa_min = same with n_ab -> max(0, n_a + n_b - n)   (c_obs_min = |p_a + p_b - 1|)
@@ -85,7 +85,7 @@ def _ensemble_stats(correct_a: np.ndarray, correct_b: np.ndarray, correct_ens: n
 
 
 def error_consistency(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:
-    """Error agreement of two models on the same samples (science.md section 2).
+    """Error agreement of two models on the same samples (docs/science.md section 2).
 
     Args:
         correct_a, correct_b: bool (or 0/1) [n_samples], 1 where the model is right; same sample order.
@@ -120,7 +120,7 @@ def pair_ensemble(
     logits_a: np.ndarray | None = None,
     logits_b: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Accuracy of the two-model ensemble and what it adds (science.md section 3).
+    """Accuracy of the two-model ensemble and what it adds (docs/science.md section 3).
 
     Args:
         probs_a, probs_b: float [n_samples, num_classes], temperature-scaled softmax probabilities.
@@ -192,7 +192,7 @@ def bootstrap_pair(
     Args:
         correct_a, correct_b, correct_ens: bool (or 0/1) [n_samples], correctness of each member and of
             their ensemble on the same samples.
-        n_boot: number of resamples (science.md asks for >= 1000).
+        n_boot: number of resamples (docs/science.md asks for >= 1000).
         seed: seed of ``numpy.random.default_rng``; the same seed and block give the same intervals.
         block: resamples drawn per step.
 

@@ -1,4 +1,4 @@
-"""Two-model ensembles for many pairs at once, read from memory-mapped probabilities (science.md section 3).
+"""Two-model ensembles for many pairs at once, read from memory-mapped probabilities (docs/science.md section 3).
 
 For each requested pair this gives the counts behind ``zooscope.ensemble.agreement.pair_ensemble``,
 ``class_specialisation`` and ``bootstrap_pair``, with the same numbers, without a Python loop over

@@ -1,4 +1,4 @@
-"""Seeded bootstrap resamples as weight matrices, shared by every pair of a zoo (science.md section 2).
+"""Seeded bootstrap resamples as weight matrices, shared by every pair of a zoo (docs/science.md section 2).
 
 A resample draws ``n`` of the ``n`` samples with replacement; its weight row counts how often each sample
 was drawn. Any count statistic of a resample is then a weighted sum, ``weights @ indicators``, so one

@@ -1,4 +1,4 @@
-"""Adversarial robustness and transfer (science.md section 7): FGSM and PGD under an L_inf budget, in each
+"""Adversarial robustness and transfer (docs/science.md section 7): FGSM and PGD under an L_inf budget, in each
 model's input space (pixels in [0, 1] before its normalisation), with gradients through the real network;
 headless models are attacked through their linear probe.
 

@@ -1,4 +1,4 @@
-"""Model criticism with MMD-critic (Kim, Khanna, Koyejo, NeurIPS 2016; science.md section 7).
+"""Model criticism with MMD-critic (Kim, Khanna, Koyejo, NeurIPS 2016; docs/science.md section 7).
 
 For the samples X [n, d] of one class in a model's embedding, with the RBF kernel
 k(x, y) = exp(-gamma ||x - y||^2):

@@ -1,4 +1,4 @@
-"""Explanation by example (science.md section 7): a sample's nearest training samples in a model's
+"""Explanation by example (docs/science.md section 7): a sample's nearest training samples in a model's
 embedding (cosine similarity, through the FAISS wrapper), and the same for any batch of embeddings
 such as adversarial examples."""
 

@@ -126,14 +126,17 @@ def critic_tables(embeddings_dir: str | Path, ids: list[str], labels: np.ndarray
 
 
 def robustness_table(classifiers: Mapping[str, Classifier], inputs: Mapping[str, torch.Tensor], y: torch.Tensor, *,
-                     settings: MistakesSettings, skip: tuple[str, float] | None = None) -> pl.DataFrame:
+                     settings: MistakesSettings, skip: tuple[str, float] | None = None,
+                     clean: Mapping[str, np.ndarray] | None = None) -> pl.DataFrame:
     """Accuracy under attack of every model: {model, attack, eps, accuracy}; eps 0 is the clean accuracy.
-    ``skip`` = (attack, eps) leaves out the budget the transfer matrix's diagonal already gives."""
+    ``skip`` = (attack, eps) leaves out the budget the transfer matrix's diagonal already gives; ``clean``: each
+    model's clean predictions when already known (the transfer matrix has them), else they are computed."""
     rows = []
     for mid, fn in classifiers.items():
-        clean = float((predict(fn, inputs[mid]) == y.numpy()).mean())
+        pred = clean[mid] if clean is not None else predict(fn, inputs[mid])
+        clean_acc = float((pred == y.numpy()).mean())
         for method in ("fgsm", "pgd"):
-            rows.append({"model": mid, "attack": method, "eps": 0.0, "accuracy": clean})
+            rows.append({"model": mid, "attack": method, "eps": 0.0, "accuracy": clean_acc})
             for eps in settings.eps:
                 if skip == (method, eps):
                     continue
@@ -164,7 +167,7 @@ def transfer_table(classifiers: Mapping[str, Classifier], inputs: Mapping[str, t
     return pl.DataFrame(rows), matrix_correlation(rates["rate"], kappa, accuracy=accuracy), got
 
 
-def adversarial_examples(classifiers: Mapping[str, Classifier], transfer: Transfer, source: str, inputs: torch.Tensor,
+def adversarial_examples(transfer: Transfer, source: str, inputs: torch.Tensor,
                          y: torch.Tensor, sample_ids: np.ndarray, *, embed, explain: dict, settings: MistakesSettings
                          ) -> tuple[pl.DataFrame, np.ndarray]:
     """The transfer attack's examples crafted on ``source`` (kept in ``transfer``, not crafted again) that fool it
@@ -176,9 +179,9 @@ def adversarial_examples(classifiers: Mapping[str, Classifier], transfer: Transf
     the example, study order), clean_/adv_neighbour_ids, clean_/adv_neighbour_labels}, images float32
     [rows, C, H, W] in [0, 1], row order).
     """
-    fn, adv = classifiers[source], transfer.examples[source]
-    every = transfer.adversarial[transfer.models.index(source)]  # int64 [M, n]: every target's answer on them
-    clean_pred, adv_pred = predict(fn, inputs), every[transfer.models.index(source)]
+    index, adv = transfer.models.index(source), transfer.examples[source]
+    every = transfer.adversarial[index]  # int64 [M, n]: every target's answer on them
+    clean_pred, adv_pred = transfer.clean[index], every[index]
     labels = y.numpy()
     pick = np.flatnonzero((clean_pred == labels) & (adv_pred != labels))[:settings.show]
     votes = every[:, pick].T if len(pick) else np.zeros((0, 0))
@@ -302,9 +305,11 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
                                              keep=(strongest,))
     own = transfer.filter(pl.col("source") == pl.col("target")).select(
         pl.col("source").alias("model"), "attack", "eps", "accuracy")
-    robustness = pl.concat([robustness_table(fns, inputs, y, settings=cfg, skip=(cfg.transfer_attack, cfg.transfer_eps)),
+    clean = dict(zip(crafted.models, crafted.clean, strict=True))
+    robustness = pl.concat([robustness_table(fns, inputs, y, settings=cfg, skip=(cfg.transfer_attack, cfg.transfer_eps),
+                                             clean=clean),
                             own]).sort("model", "attack", "eps", maintain_order=True)
-    adv_rows, adv_images = adversarial_examples(fns, crafted, strongest, inputs[strongest], y, preds.sample_ids[sub],
+    adv_rows, adv_images = adversarial_examples(crafted, strongest, inputs[strongest], y, preds.sample_ids[sub],
                                                 embed=embedders[strongest], explain=explain, settings=cfg)
 
     tables = {"taxonomy": taxonomy, "confusions": confusions, "consensus": consensus, "neighbours": neighbours,

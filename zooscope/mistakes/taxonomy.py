@@ -1,4 +1,4 @@
-"""The mistake taxonomy (Stock & Cisse 2018; science.md section 7): near misses and confusion pairs per
+"""The mistake taxonomy (Stock & Cisse 2018; docs/science.md section 7): near misses and confusion pairs per
 model, consensus errors over the zoo, and neighbour disagreement in one embedding.
 
 A consensus error is a sample where a large share of the zoo predicts the same wrong class: a candidate

@@ -1,4 +1,4 @@
-"""Per-model quality from logits: temperature scaling, NLL, ECE, top-k accuracy (science.md section 1)."""
+"""Per-model quality from logits: temperature scaling, NLL, ECE, top-k accuracy (docs/science.md section 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One model's predictions (science.md section 1): temperature scaling fitted on the calibration split, the
+"""One model's predictions (docs/science.md section 1): temperature scaling fitted on the calibration split, the
 per-sample predictions tables of the calibration and eval splits, and the model's quality metrics (eval)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Linear probes and k-NN accuracy of an embedding (science.md section 1; Kornblith et al. 2019 protocol).
+"""Linear probes and k-NN accuracy of an embedding (docs/science.md section 1; Kornblith et al. 2019 protocol).
 
 The probe is multinomial logistic regression on standardised features, fitted with L-BFGS; its L2
 strength is the grid value with the best accuracy on a held-out selection split (the calibration split

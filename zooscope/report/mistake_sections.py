@@ -1,4 +1,4 @@
-"""Report sections about mistakes and biases (science.md section 7), from the mistakes stage's outputs:
+"""Report sections about mistakes and biases (docs/science.md section 7), from the mistakes stage's outputs:
 the mistake taxonomy, consensus errors explained by their nearest training samples, MMD-critic
 prototypes and criticisms, adversarial robustness, the transfer matrix beside the error-consistency
 heatmap, and adversarial examples with what the zoo predicts on them.

@@ -1,4 +1,4 @@
-"""Centred kernel alignment of two models' representations of the same samples (science.md section 5).
+"""Centred kernel alignment of two models' representations of the same samples (docs/science.md section 5).
 
 Both scores take two embeddings of the same ``n`` samples in the same order, ``x`` [n, d1] and ``y``
 [n, d2], and work in feature space (O(n d1 d2)), never forming an [n, n] Gram matrix. The permutation
@@ -78,7 +78,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 def linear_cka_debiased(x: np.ndarray, y: np.ndarray) -> float:
     """Debiased linear CKA: CKA_d = HSIC_1(K, L) / sqrt(HSIC_1(K, K) HSIC_1(L, L)), no [n, n] matrix.
 
-    HSIC_1 is the unbiased estimator of Song et al. 2012 (science.md section 5),
+    HSIC_1 is the unbiased estimator of Song et al. 2012 (docs/science.md section 5),
         HSIC_1(K, L) = [tr(K~ L~) + (1^T K~ 1)(1^T L~ 1)/((n-1)(n-2)) - (2/(n-2)) 1^T K~ L~ 1] / (n(n-3)),
     with K = X X^T, L = Y Y^T and K~ the Gram matrix with its diagonal zeroed. Writing k_i = ||x_i||^2 for
     the diagonal and s_x = X^T 1 for the column sums (l, s_y for Y), every term reduces to feature space:

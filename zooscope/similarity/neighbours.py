@@ -1,4 +1,4 @@
-"""Mutual k-NN alignment of two models' representations of the same samples (Huh et al. 2024; science.md
+"""Mutual k-NN alignment of two models' representations of the same samples (Huh et al. 2024; docs/science.md
 section 5): how many nearest neighbours each sample keeps from one embedding to the other.
 
 Neighbour lists come from blocked FAISS search (``zooscope.models.knn``), so no [n, n] matrix is held. The

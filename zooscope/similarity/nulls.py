@@ -1,7 +1,7 @@
 """Permutation nulls: how similar two unrelated representations of the same samples look by chance.
 
 Shuffling the sample order of one side breaks the pairing while keeping each representation as it is;
-the mean score over ``n_perm`` shuffles is the floor a raw score is read against (science.md section 5
+the mean score over ``n_perm`` shuffles is the floor a raw score is read against (docs/science.md section 5
 asks for at least 20). :func:`permutation_null` works for any score; the CKA and mutual k-NN scores of
 the pipeline compute the same nulls faster (``zooscope.similarity.cka``, ``.neighbours``).
 """
@@ -44,7 +44,7 @@ def permutation_null(
     """Calibrate a similarity score against chance by shuffling the sample order of ``y``.
 
     Raw CKA and k-NN scores grow with width and sample count even for unrelated representations;
-    the null mean measures that floor (science.md section 5 asks for >= 20 permutations).
+    the null mean measures that floor (docs/science.md section 5 asks for >= 20 permutations).
 
     Args:
         score_fn: ``(x, y) -> float``, e.g. :func:`linear_cka` or ``functools.partial(mutual_knn, k=10)``.

@@ -1,4 +1,4 @@
-"""Overlapping features: do two models' embeddings carry information the other lacks? (science.md section 6)
+"""Overlapping features: do two models' embeddings carry information the other lacks? (docs/science.md section 6)
 
 A linear probe on the concatenated embeddings of two models is compared with each model's own probe,
 under the same protocol and budget (``zooscope.models.probe.fit_probe``: train split, L2 chosen on the
