@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from zooscope.config import ModelSpec, Study, StudyError, load_study
+from zooscope.io import DiskFullError
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -54,8 +55,9 @@ def use_threads(study: Study) -> None:
 
 
 #: What bad input raises: a study that cannot be used, a value the library refuses (its message names the
-#: file, key, model or value), a missing artifact or input file. Anything else is a bug and keeps its traceback.
-EXPECTED = (StudyError, ValueError, FileNotFoundError)
+#: file, key, model or value), a missing artifact or input file, a full disk. Anything else is a bug and keeps its
+#: traceback.
+EXPECTED = (StudyError, ValueError, FileNotFoundError, DiskFullError)
 
 
 def run(work: Callable[[argparse.Namespace], None], p: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:

@@ -1,15 +1,21 @@
 """Artifact formats and atomic writes.
 
 Every artifact is written to a temporary file in the destination folder and then renamed into
-place with ``os.replace``, so a killed stage never leaves a half-written file behind.
+place with ``os.replace``, so a killed stage never leaves a half-written file behind. A temporary file that
+a kill left behind (``.<name>.<random>.tmp*``) is removed by the next write of the same file, and DVC never
+hashes one (``.dvcignore``). A full disk is reported as :class:`DiskFullError`, naming the file; what was
+already written stays intact.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +24,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DiskFullError",
     "atomic_path",
     "write_json",
     "read_json",
@@ -33,23 +40,52 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+class DiskFullError(OSError):
+    """An artifact could not be written because its file system is full; the message names the file."""
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    """Whether a writer's error means the file system is full. Writers say so differently: errno ENOSPC
+    (Python), "os error 28" (polars, safetensors), or a short write (``np.save``), hence the free-space test."""
+    if getattr(err, "errno", None) == errno.ENOSPC or "No space left on device" in str(err) or "os error 28" in str(err):
+        return True
+    try:
+        return isinstance(err, OSError) and shutil.disk_usage(folder).free < (1 << 20)
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
     The temporary name ends with ``suffix`` (writers such as ``np.save`` append an extension otherwise).
+    Temporary files of ``path`` that an earlier, killed run left behind are removed first.
+
+    Raises:
+        DiskFullError: the file system is full (``path`` keeps its earlier contents, if any).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        stale.unlink(missing_ok=True)
+    tmp_path = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + suffix, dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
+    except Exception as err:
+        if _disk_full(err, path.parent):
+            free = shutil.disk_usage(path.parent).free
+            raise DiskFullError(f"no space left on the device to write {path} ({free} bytes free); "
+                                "free some space and re-run: what was written before is intact") from None
+        raise
     finally:
-        tmp_path.unlink(missing_ok=True)
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
