@@ -11,6 +11,7 @@ from stages._common import load, model_id, model_parser, run, use_threads
 
 
 def work(args) -> None:
+    from zooscope._checks import check_finite_arrays
     from zooscope.artifacts import CARD, WEIGHTS, link_input
     from zooscope.data.datasets import load_dataset
     from zooscope.io import sha256_file, write_json, write_safetensors
@@ -29,9 +30,12 @@ def work(args) -> None:
     t0 = time.perf_counter()
     fetched = fetch_model(spec, dataset=dataset, progress=not args.no_progress)
     seconds = time.perf_counter() - t0
+    state = fetched.model.state_dict()
+    check_finite_arrays(f"model {mid}: weights", {k: v.detach().float().cpu().numpy() for k, v in state.items()
+                                                 if v.is_floating_point()})
     out = Path(args.models) / mid
     weights = out / WEIGHTS
-    write_safetensors(weights, {k: v.clone() for k, v in fetched.model.state_dict().items()},
+    write_safetensors(weights, {k: v.clone() for k, v in state.items()},
                       metadata={"zooscope_model": mid, "source": spec.source})
     card = make_card(mid, spec, fetched, weights_sha256=sha256_file(weights), dataset=dataset)
     write_json(out / CARD, card)

@@ -4,9 +4,12 @@ names the argument, the shape or values it got and what was expected."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-__all__ = ["as_labels", "as_correct", "check_scores", "check_same_shape", "check_embeddings", "check_rows"]
+__all__ = ["as_labels", "as_correct", "check_scores", "check_same_shape", "check_embeddings", "check_rows",
+           "check_finite_arrays", "is_constant"]
 
 
 def as_labels(labels: np.ndarray, *, n: int | None = None, num_classes: int | None = None,
@@ -84,3 +87,20 @@ def check_rows(name: str, rows: np.ndarray) -> None:
         raise ValueError(f"{name}: {int(bad.sum())} of {len(rows)} rows hold NaN, inf or only zeros (rows {first}"
                          f"{' ...' if bad.sum() > 5 else ''}); the model's weights or inputs are broken, so no "
                          "number about it would mean anything (check the checkpoint, re-run its fetch stage)")
+
+
+def check_finite_arrays(name: str, arrays: Mapping[str, np.ndarray]) -> None:
+    """Refuse named arrays (a network's weights) that hold NaN or inf, naming ``name``, the arrays and the counts."""
+    bad = {key: (int(np.isnan(a).sum()), int(np.isinf(a).sum())) for key, a in arrays.items()
+           if np.issubdtype(np.asarray(a).dtype, np.floating) and not np.isfinite(a).all()}
+    if bad:
+        shown = ", ".join(f"{key} ({nan} NaN, {inf} inf)" for key, (nan, inf) in list(bad.items())[:3])
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise ValueError(f"{name}: {len(bad)} of {len(arrays)} arrays hold NaN or inf: {shown}{more}; the checkpoint "
+                         "is broken (a diverged training run?), so no number about it would mean anything")
+
+
+def is_constant(rows: np.ndarray) -> bool:
+    """Whether every row of a [n, d] array equals the first (a representation that does not vary across samples)."""
+    rows = np.asarray(rows)
+    return bool(len(rows) > 1 and (rows == rows[:1]).all())

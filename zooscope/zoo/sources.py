@@ -63,10 +63,22 @@ def build_network(builder: dict[str, Any]) -> nn.Module:
     raise ValueError(f"unknown builder kind {kind!r} in model card; known: arch, timm, torchvision")
 
 
+def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
+    """``model.load_state_dict(state, strict=True)``; a checkpoint that does not fit the architecture is refused
+    in one line naming ``source`` (the file) and the first mismatches."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()]
+        detail = "; ".join(lines[:3]) + (f"; and {len(lines) - 3} more" if len(lines) > 3 else "")
+        raise ValueError(f"{source}: the checkpoint does not fit the architecture {type(model).__name__} "
+                         f"({detail or str(err).splitlines()[0]}); check models.<id>.arch and num_classes") from None
+
+
 def load_network(builder: dict[str, Any], weights_path: str) -> nn.Module:
     """Rebuild a network and load its safetensors weights (strict), in eval mode."""
     model = build_network(builder)
-    model.load_state_dict(load_state_dict_file(weights_path), strict=True)
+    _load_weights(model, load_state_dict_file(weights_path), source=weights_path)
     return model.eval()
 
 
@@ -93,8 +105,17 @@ def _fetch_timm(spec: ModelSpec, dataset: Dataset, progress: bool) -> Fetched:
     import timm
 
     kwargs = {"num_classes": spec.num_classes} if spec.num_classes else {}
-    overlay = {"file": spec.pretrained_file} if spec.pretrained_file else None
-    model = timm.create_model(spec.target, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+    overlay = None
+    if spec.pretrained_file:
+        load_state_dict_file(spec.pretrained_file)  # refuses an unsafe or damaged file in one line, before timm reads it
+        overlay = {"file": spec.pretrained_file}
+    try:
+        model = timm.create_model(spec.target, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+    except RuntimeError as err:
+        if not spec.pretrained_file or "state_dict" not in str(err):
+            raise
+        raise ValueError(f"{spec.pretrained_file}: the checkpoint does not fit timm's {spec.target} "
+                         f"({str(err).splitlines()[-1].strip()}); check the architecture and num_classes") from None
     return _timm_fetched(model, spec.target, kwargs)
 
 
@@ -128,7 +149,7 @@ def _fetch_torchvision(spec: ModelSpec, dataset: Dataset, progress: bool) -> Fet
                                                weights_only=True)
     kwargs = {"num_classes": len(weights.meta["categories"])}
     model = torchvision.models.get_model(name, weights=None, **kwargs)
-    model.load_state_dict(state, strict=True)
+    _load_weights(model, state, source=weights.url)
     tf = weights.transforms()
     crop, resize = tf.crop_size[0], tf.resize_size[0]
     pre = {"kind": "timm", "input_size": [3, crop, crop], "crop_pct": crop / resize, "crop_mode": "center",
@@ -144,12 +165,12 @@ def _fetch_file(spec: ModelSpec, dataset: Dataset, progress: bool) -> Fetched:
 
         kwargs = {"num_classes": spec.num_classes} if spec.num_classes else {}
         model = timm.create_model(spec.arch, pretrained=False, **kwargs)
-        model.load_state_dict(state, strict=True)
+        _load_weights(model, state, source=spec.target)
         return _timm_fetched(model, spec.arch, kwargs)
     num_classes = spec.num_classes if spec.num_classes is not None else dataset.num_classes
     builder = _arch_builder(spec.arch, dataset, num_classes)
     model = build_network(builder)
-    model.load_state_dict(state, strict=True)
+    _load_weights(model, state, source=spec.target)
     return Fetched(model.eval(), builder, native_preprocess(dataset.images[dataset.split("train")]), spec.train)
 
 
