@@ -11,6 +11,9 @@ from pathlib import Path
 
 from stages._common import load, parser, run
 
+_FMNIST_HINT = ("install Debian's dataset-fashion-mnist, or set dataset.root or $ZOOSCOPE_FASHION_MNIST to the folder of "
+                "its IDX files")
+
 
 def work(args) -> None:
     from zooscope.artifacts import link_inputs
@@ -26,9 +29,10 @@ def work(args) -> None:
             inputs[f"models/{mid}"] = None
     root = dataset_root(study.dataset)
     if root is not None and not root.exists():
-        if study.dataset.source.startswith("imagefolder:"):
-            raise FileNotFoundError(f"{args.params}: dataset.source {study.dataset.source!r}: {root} does not exist")
-        root.mkdir(parents=True)  # the dataset's loader downloads into it: the link follows what arrives
+        if not study.dataset.source.startswith("torchvision:"):  # a folder the user names is never created
+            raise FileNotFoundError(f"{args.params}: dataset {study.dataset.source!r}: the folder {root} does not exist "
+                                    f"({'dataset.source' if study.dataset.source.startswith('imagefolder:') else _FMNIST_HINT})")
+        root.mkdir(parents=True)  # torchvision downloads into it: the link follows what arrives
     link_inputs(args.out, inputs | {"dataset": root})
     local = sorted(name for name, path in inputs.items() if path)
     print(f"inputs: {len(study.models)} models ({len(local)} from local files), dataset {study.dataset.source}")

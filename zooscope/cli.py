@@ -39,6 +39,12 @@ def _validate(args: argparse.Namespace) -> int:
     study = load_study(args.params)
     base = study.models[study.base]
     print(f"{args.params}: valid. dataset {study.dataset.source}, {len(study.models)} models, base {study.base}")
+    if not args.schema_only:  # the files too: split sizes the dataset cannot fill, empty class folders, damaged files
+        from zooscope.data.datasets import SPLITS, load_dataset
+
+        data = load_dataset(study.dataset)
+        print(f"dataset: {len(data.labels):,} images in {data.num_classes} classes; "
+              + ", ".join(f"{s} {len(data.split(s)):,}" for s in SPLITS))
     counts: dict[str, int] = {}
     for mid, spec in study.models.items():
         if mid != study.base:
@@ -115,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"zooscope {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     v = sub.add_parser("validate", help="check a study file and show the zoo's categories relative to the base",
-                       description="Load params.yaml through the study schema; errors name the bad key and what is allowed.")
+                       description="Load params.yaml through the study schema (errors name the bad key and what is "
+                                   "allowed), then read the dataset and its splits (errors name the file).")
     v.add_argument("--params", default=PARAMS, help="study file (default: %(default)s)")
+    v.add_argument("--schema-only", action="store_true", help="check the file only, without reading the dataset")
     v.set_defaults(func=_validate)
     t = sub.add_parser("table", help="print the per-model table (accuracy, NLL, ECE, probe, k-NN, category)",
                        description="Per-model metrics from metrics/models/<id>.json with each model's category relative to the base.")

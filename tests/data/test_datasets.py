@@ -2,6 +2,7 @@
 
 import gzip
 import itertools
+import re
 import socket
 import struct
 import sys
@@ -10,6 +11,7 @@ import types
 import numpy as np
 import pytest
 
+from tests.datafiles import write_fashion_mnist
 from zooscope.config import DatasetSpec
 from zooscope.data.datasets import FASHION_MNIST_CLASSES, SPLITS, load_dataset
 
@@ -122,35 +124,8 @@ def test_unknown_split_lists_splits():
 # --------------------------------------------------------------------------- fashion-mnist from IDX files
 
 
-def _idx(code_shape_values) -> bytes:
-    shape, values = code_shape_values
-    head = struct.pack(">BBBB", 0, 0, 0x08, len(shape)) + b"".join(struct.pack(">I", d) for d in shape)
-    return head + bytes(values)
-
-
-def _write_fashion(folder, n_train=20, n_test=6, *, compress=True):
-    """Tiny 4x4 'Fashion-MNIST': image k (train then test) has every pixel k * 7 % 256, label k % 10."""
-    folder.mkdir(parents=True, exist_ok=True)
-    total = n_train + n_test
-    pix = [[(k * 7 + p) % 256 for p in range(16)] for k in range(total)]
-    labels = [(3 * k + 1) % 10 for k in range(total)]
-    parts = {
-        "train-images-idx3-ubyte": ((n_train, 4, 4), [v for k in range(n_train) for v in pix[k]]),
-        "train-labels-idx1-ubyte": ((n_train,), labels[:n_train]),
-        "t10k-images-idx3-ubyte": ((n_test, 4, 4), [v for k in range(n_train, total) for v in pix[k]]),
-        "t10k-labels-idx1-ubyte": ((n_test,), labels[n_train:]),
-    }
-    for stem, content in parts.items():
-        raw = _idx(content)
-        if compress:
-            (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
-        else:
-            (folder / stem).write_bytes(raw)
-    return np.array(pix, np.uint8).reshape(total, 4, 4), np.array(labels)
-
-
 def test_fashion_mnist_from_root_folder(tmp_path):
-    images, labels = _write_fashion(tmp_path / "fm")
+    images, labels = write_fashion_mnist(tmp_path / "fm")
     ds = load_dataset(DatasetSpec(source="fashion-mnist", root=str(tmp_path / "fm"), seed=0,
                                   train_size=8, calibration_size=4))
     assert ds.classes == FASHION_MNIST_CLASSES and ds.num_classes == 10
@@ -170,7 +145,7 @@ def test_fashion_mnist_from_root_folder(tmp_path):
 
 
 def test_fashion_mnist_eval_subset_of_test(tmp_path):
-    _write_fashion(tmp_path / "fm")
+    write_fashion_mnist(tmp_path / "fm")
     spec = DatasetSpec(source="fashion-mnist", root=str(tmp_path / "fm"), train_size=5, calibration_size=5,
                        eval_size=3)
     a, b = load_dataset(spec), load_dataset(spec)
@@ -180,7 +155,7 @@ def test_fashion_mnist_eval_subset_of_test(tmp_path):
 
 
 def test_fashion_mnist_uncompressed_torchvision_layout_and_env(tmp_path, monkeypatch):
-    images, _ = _write_fashion(tmp_path / "dl" / "FashionMNIST" / "raw", compress=False)
+    images, _ = write_fashion_mnist(tmp_path / "dl" / "FashionMNIST" / "raw", compress=False)
     monkeypatch.setenv("ZOOSCOPE_FASHION_MNIST", str(tmp_path / "dl"))
     ds = load_dataset(DatasetSpec(source="fashion-mnist", train_size=5, calibration_size=2))
     np.testing.assert_array_equal(ds.images, images)
@@ -205,9 +180,13 @@ def test_fashion_mnist_missing_folder_explains_the_fix(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError) as err:
         load_dataset(DatasetSpec(source="fashion-mnist", root=str(missing)))
     msg = str(err.value)
-    assert "dataset-fashion-mnist" in msg and "dataset.root" in msg and str(missing) in msg
-    assert "offline (test double)" in msg
-    assert calls == [str(missing)]
+    assert "dataset-fashion-mnist" in msg and "dataset.root" in msg and f"{missing} does not exist" in msg
+    assert calls == [] and not missing.exists()  # a mistyped root is never created (nor downloaded into)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="offline \\(test double\\)"):
+        load_dataset(DatasetSpec(source="fashion-mnist", root=str(empty)))
+    assert calls == [str(empty)] and list(empty.iterdir()) == []  # the failed download leaves nothing behind
 
 
 # --------------------------------------------------------------------------- image folders
@@ -254,3 +233,52 @@ def test_imagefolder_classes_labels_and_rgb(tmp_path):
 def test_imagefolder_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a folder"):
         load_dataset(DatasetSpec(source=f"imagefolder:{tmp_path / 'nothing'}"))
+
+
+def test_imagefolder_decoded_at_image_size_crops_the_centre_and_keeps_the_files(tmp_path, monkeypatch):
+    """With dataset.image_size the folder is decoded once into RGB squares: a one-colour image stays that colour, an
+    8x4 image whose left half is black and right half white keeps its centre 4x4 (2 black, 2 white columns); the
+    files stay what pretrained models read, and a second load comes from the cache."""
+    from PIL import Image
+
+    monkeypatch.setenv("ZOOSCOPE_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "imgs"
+    (root / "flat").mkdir(parents=True)
+    (root / "split").mkdir()
+    Image.new("RGB", (7, 3), (10, 200, 30)).save(root / "flat" / "a.png")
+    Image.new("L", (5, 5), 99).save(root / "flat" / "b.png")
+    halves = np.zeros((8, 16), np.uint8)
+    halves[:, 8:] = 255
+    Image.fromarray(halves, "L").save(root / "split" / "c.png")
+    spec = DatasetSpec(source=f"imagefolder:{root}", calibration_size=1, eval_size=1, image_size=8)
+    ds = load_dataset(spec)
+    assert ds.images.shape == (3, 8, 8, 3) and ds.images.dtype == np.uint8 and ds.image_shape == (3, 8, 8)
+    assert (ds.images[0] == [10, 200, 30]).all() and (ds.images[1] == 99).all()
+    np.testing.assert_array_equal(ds.images[2][:, :, 0], np.tile([0] * 4 + [255] * 4, (8, 1)))
+    assert ds.pil(2).size == (16, 8)  # the file itself, for models with their own preprocessing
+    assert len(list((tmp_path / "cache" / "images").iterdir())) == 1
+    np.testing.assert_array_equal(load_dataset(spec).images, ds.images)
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda root: (root / "only").mkdir(parents=True), "has 1 class sub-folder(s) (only)"),
+    (lambda root: root.mkdir(), "has 0 class sub-folder(s) (none)"),
+    (lambda root: ((root / "a").mkdir(parents=True), (root / "b").mkdir()), "holds no images"),
+])
+def test_imagefolder_without_two_classes_of_images_is_refused(tmp_path, make, expected):
+    root = tmp_path / "imgs"
+    make(root)
+    if (root / "a").exists():
+        (root / "a" / "x.png").write_bytes(_png())
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        load_dataset(DatasetSpec(source=f"imagefolder:{root}"))
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (3, 3)).save(buf, format="PNG")
+    return buf.getvalue()

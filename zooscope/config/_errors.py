@@ -33,7 +33,7 @@ def format_errors(err: ValidationError, *, root: type[BaseModel], prefix: str = 
                 msg += f"; allowed here: {', '.join(allowed)}"
         elif e["type"] == "literal_error":
             msg = f"{msg}, got {e.get('input')!r}"
-        parts.append(f"{loc or '<root>'}: {msg}")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 

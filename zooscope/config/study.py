@@ -33,6 +33,9 @@ class DatasetSpec(Strict):
     train_size: int | float | None = Field(None, description="samples (int) or fraction (float) for train")
     calibration_size: int | float = 0.1
     eval_size: int | float | None = Field(None, description="None: the whole test set / the remainder")
+    image_size: int | None = Field(None, ge=8, le=1024, description=(
+        "imagefolder only: decode the images once into memory as RGB squares of this side (centre crop, resize), "
+        "what recipe models train on; pretrained models still read the files at their own size"))
 
     @field_validator("source")
     @classmethod
@@ -44,6 +47,12 @@ class DatasetSpec(Strict):
         if kind in ("imagefolder", "torchvision") and not v.partition(":")[2]:
             raise ValueError(f"dataset source {v!r} needs a value after the colon, e.g. {kind}:<...>")
         return v
+
+    @model_validator(mode="after")
+    def _image_size_for_folders(self) -> DatasetSpec:
+        if self.image_size is not None and not self.source.startswith("imagefolder:"):
+            raise ValueError(f"image_size applies to imagefolder sources only; {self.source!r} has its own image size")
+        return self
 
     @field_validator("train_size", "calibration_size", "eval_size")
     @classmethod
@@ -87,6 +96,20 @@ class Study(Strict):
     def _references(self) -> Study:
         if self.base not in self.models:
             raise ValueError(f"base {self.base!r} is not a model id; ids: {', '.join(self.models)}")
+        if len(self.models) < 2:
+            raise ValueError(f"the zoo has one model ({self.base}); a study compares models, so it needs at least 2")
+        return self
+
+    @model_validator(mode="after")
+    def _pixels_for_recipes(self) -> Study:
+        """Recipe architectures (trained here, or ``file:`` weights of one) are built for the dataset's own pixels,
+        which an image folder has in memory only when ``dataset.image_size`` says at what size."""
+        if self.dataset.source.startswith("imagefolder:") and self.dataset.image_size is None:
+            native = [mid for mid, spec in self.models.items() if spec.kind == "recipe" or
+                      (spec.kind == "file" and not isinstance(spec.arch, str))]
+            if native:
+                raise ValueError(f"models {', '.join(native)}: a recipe architecture needs the images in memory at one size, "
+                                 "and an image folder has none: set dataset.image_size (e.g. 32) to decode it at that size")
         return self
 
 
@@ -134,5 +157,8 @@ def load_study(path: str | Path = "params.yaml") -> Study:
     except StudyError as err:
         raise StudyError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
-        raise StudyError(f"{path}: not valid YAML ({err})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        what = getattr(err, "problem", None) or " ".join(str(err).split())
+        raise StudyError(f"{path}: not valid YAML ({where}{what})") from None
     return parse_study(data, source=str(path))

@@ -5,7 +5,8 @@ Sources (``dataset.source`` in params.yaml):
 - ``fashion-mnist``: the IDX files of Debian's ``dataset-fashion-mnist`` package (or ``dataset.root``);
   torchvision downloads them only when they are missing and the machine is online.
 - ``digits``: scikit-learn's bundled 8x8 digits (1,797 images), for fast tests.
-- ``imagefolder:<path>``: one sub-folder per class (e.g. an ImageNet validation split).
+- ``imagefolder:<path>``: one sub-folder per class (e.g. an ImageNet validation split); read from disk per image,
+  or, with ``dataset.image_size``, decoded once into memory at that size (what recipe models train on).
 - ``torchvision:<Name>``: a torchvision dataset class (CIFAR10, ...), downloaded when online.
 
 Sample ids: for sets with an official train/test split, train image ``i`` has id ``i`` and test image
@@ -15,6 +16,7 @@ Sample ids: for sets with an official train/test split, train image ``i`` has id
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import numpy as np
 from zooscope.config import DatasetSpec
 from zooscope.data.idx import read_idx
 
-__all__ = ["Dataset", "load_dataset", "dataset_root", "SPLITS", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST"]
+__all__ = ["Dataset", "load_dataset", "dataset_root", "open_image", "SPLITS", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST"]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
@@ -78,10 +80,9 @@ class Dataset:
         """One image as a PIL image (grayscale 'L' or 'RGB')."""
         from PIL import Image
 
-        if self.images is not None:
-            return Image.fromarray(self.images[pos])
-        with Image.open(self.paths[pos]) as img:  # type: ignore[index]
-            return img.convert("RGB")
+        if self.paths is not None:  # an image folder's own file, at full size, even when also decoded small
+            return open_image(self.paths[pos])
+        return Image.fromarray(self.images[pos])  # type: ignore[index]
 
 
 # --------------------------------------------------------------------------- splits
@@ -134,7 +135,7 @@ def _fashion_mnist(spec: DatasetSpec) -> Dataset:
         return None
 
     stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-    files = [find(s) for s in stems]
+    files = [find(s) for s in stems] if root.is_dir() else [None]
     if any(f is None for f in files):
         files = _download_fashion_mnist(root, stems)
     xtr, ytr, xte, yte = (_read_idx_cached(f) for f in files)
@@ -146,27 +147,8 @@ def _fashion_mnist(spec: DatasetSpec) -> Dataset:
 
 
 def _read_idx_cached(path: Path) -> np.ndarray:
-    """``read_idx``, memoised as an uncompressed ``.npy`` under ``$ZOOSCOPE_CACHE`` (default
-    ``~/.cache/zooscope``), keyed by the file's absolute path, size and modification time.
-
-    Every stage reads the dataset; decompressing the gzip'd IDX files each time would cost more than
-    the work of some stages.
-    """
-    import hashlib
-
-    from zooscope.io import write_npy
-
-    st = path.stat()
-    key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:20]
-    cache = Path(os.environ.get("ZOOSCOPE_CACHE", Path.home() / ".cache" / "zooscope")) / "idx" / f"{key}.npy"
-    if cache.exists():
-        return np.load(cache)
-    array = read_idx(path)
-    try:
-        write_npy(cache, array)
-    except OSError:  # a read-only home: work without the cache
-        pass
-    return array
+    """``read_idx``, memoised (:func:`_memoised`) by the file's absolute path, size and modification time."""
+    return _memoised("idx", f"{path.resolve()}|{'|'.join(map(str, _stat(str(path))))}", lambda: read_idx(path))
 
 
 def _download_fashion_mnist(root: Path, stems: tuple[str, ...]) -> list[Path]:
@@ -175,12 +157,17 @@ def _download_fashion_mnist(root: Path, stems: tuple[str, ...]) -> list[Path]:
         "Install Debian's package (apt-get install dataset-fashion-mnist, files land in "
         f"{DEBIAN_FASHION_MNIST}), or set dataset.root (or ZOOSCOPE_FASHION_MNIST) to a folder holding them"
     )
+    if not root.is_dir():  # never create the folder a user named: a typo in dataset.root must stay visible
+        raise FileNotFoundError(f"{hint}; {root} does not exist")
+    fresh = not (root / "FashionMNIST").exists()
     try:
         from torchvision.datasets import FashionMNIST
 
         FashionMNIST(str(root), train=True, download=True)
         FashionMNIST(str(root), train=False, download=True)
     except Exception as err:  # offline, or no write access
+        if fresh:  # leave no empty download folders behind
+            shutil.rmtree(root / "FashionMNIST", ignore_errors=True)
         raise FileNotFoundError(f"{hint}; the torchvision download failed too ({type(err).__name__}: {err})") from None
     raw = root / "FashionMNIST" / "raw"
     return [raw / s for s in stems]
@@ -199,23 +186,85 @@ def _digits(spec: DatasetSpec) -> Dataset:
 
 def _imagefolder(spec: DatasetSpec) -> Dataset:
     root = Path(spec.source.partition(":")[2]).expanduser()
+    where = f"dataset.source {spec.source!r}"
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset.source {spec.source!r}: {root} is not a folder (expected one sub-folder per class)")
+        raise FileNotFoundError(f"{where}: {root} is not a folder (expected one sub-folder per class)")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise ValueError(f"dataset.source {spec.source!r}: {root} has no class sub-folders")
+    if len(classes) < 2:
+        raise ValueError(f"{where}: {root} has {len(classes)} class sub-folder(s) ({', '.join(classes) or 'none'}); "
+                         "a classification study needs at least 2, one sub-folder of images per class")
     paths, labels = [], []
     for label, cls in enumerate(classes):
-        for f in sorted((root / cls).rglob("*")):
-            if f.suffix.lower() in _IMAGE_SUFFIXES and f.is_file():
-                paths.append(str(f))
-                labels.append(label)
-    if not paths:
-        raise ValueError(f"dataset.source {spec.source!r}: no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) under {root}")
+        files = [str(f) for f in sorted((root / cls).rglob("*")) if f.suffix.lower() in _IMAGE_SUFFIXES and f.is_file()]
+        if not files:
+            raise ValueError(f"{where}: the class folder {root / cls} holds no images ({', '.join(sorted(_IMAGE_SUFFIXES))}); "
+                             "add images or remove the folder")
+        paths += files
+        labels += [label] * len(files)
     n = len(paths)
     splits = _split_pool(spec, np.arange(n), None)
+    images = _decoded(paths, spec.image_size) if spec.image_size else None
     return Dataset(spec.source, tuple(classes), np.arange(n, dtype=np.int64), np.asarray(labels, np.int64), splits,
-                   None, tuple(paths))
+                   images, tuple(paths))
+
+
+def open_image(path: str | os.PathLike, *, mode: str = "RGB"):
+    """One image file as a PIL image in ``mode``; a damaged or unreadable file is a ``ValueError`` naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.convert(mode)
+    except (OSError, UnidentifiedImageError, SyntaxError) as err:  # PIL raises SyntaxError for some damaged headers
+        raise ValueError(f"{path}: not a readable image ({err}); replace or remove the file") from None
+
+
+def _decoded(paths: list[str], size: int) -> np.ndarray:
+    """The images decoded to uint8 RGB [n, size, size, 3] (centre crop to a square, then resize), memoised under
+    ``$ZOOSCOPE_CACHE`` by the files' paths, sizes and modification times."""
+    from PIL import Image, ImageOps
+
+    def decode() -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        out = np.empty((len(paths), size, size, 3), np.uint8)
+        for i, path in enumerate(tqdm(paths, desc=f"decode images at {size}px", unit="img", mininterval=1.0,
+                                      disable=len(paths) < 2000)):
+            out[i] = np.asarray(ImageOps.fit(open_image(path), (size, size), Image.Resampling.BILINEAR))
+        return out
+
+    stats = [(p, *_stat(p)) for p in paths]
+    return _memoised("images", f"{size}|{stats}", decode)
+
+
+def _stat(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def _memoised(kind: str, key: str, build) -> np.ndarray:
+    """``build()``'s array, memoised as an uncompressed ``.npy`` under ``$ZOOSCOPE_CACHE`` (default
+    ``~/.cache/zooscope``)/``kind`` by the sha1 of ``key`` (which must name everything the array depends on).
+
+    Every stage reads the dataset; decoding it each time would cost more than the work of some stages.
+    """
+    import hashlib
+
+    from zooscope.io import write_npy
+
+    digest = hashlib.sha1(key.encode()).hexdigest()[:20]
+    cache = Path(os.environ.get("ZOOSCOPE_CACHE", Path.home() / ".cache" / "zooscope")) / kind / f"{digest}.npy"
+    if cache.exists():
+        try:
+            return np.load(cache)
+        except (OSError, ValueError):  # a damaged cache entry: rebuild it
+            pass
+    array = build()
+    try:
+        write_npy(cache, array)
+    except OSError:  # a read-only home (or a full disk): work without the cache
+        pass
+    return array
 
 
 def _torchvision(spec: DatasetSpec) -> Dataset:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,12 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (optionally ``.gz``) into a native-endian array of its declared shape."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise ValueError(f"{path}: a damaged or truncated gzip file ({err or type(err).__name__}); "
+                         "reinstall or re-download it") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path}: not an IDX file (expected two zero bytes, a type code and a rank)")
     code, ndim = raw[2], raw[3]
