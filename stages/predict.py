@@ -39,7 +39,11 @@ def work(args) -> None:
     if m["temperature_at_bound"]:
         print(f"predict@{mid}: warning: the temperature {m['temperature']:.3f} sits on its search bound, so the "
               "probabilities are not calibrated; the model's logits are degenerate (near-constant or huge)")
-    print(f"predict@{mid}: top1 {m['top1']:.4f}, nll {m['nll']:.4f}, ece {m['ece']:.4f}, T {m['temperature']:.3f}")
+    if m["temperature"] is None:
+        print(f"predict@{mid}: warning: every sample's logits are equal across classes, so no temperature changes the "
+              "probabilities (uniform); the temperature is written as missing")
+    temperature = "missing" if m["temperature"] is None else f"{m['temperature']:.3f}"
+    print(f"predict@{mid}: top1 {m['top1']:.4f}, nll {m['nll']:.4f}, ece {m['ece']:.4f}, T {temperature}")
 
 
 def main(argv=None) -> int:

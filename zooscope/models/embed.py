@@ -3,6 +3,7 @@ for the dataset's labels) logits. How a network gives its embedding is ``zooscop
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from zooscope._checks import check_rows
+from zooscope._checks import check_rows, is_constant
 from zooscope.config import EmbedSettings
 from zooscope.data.datasets import SPLITS, Dataset
 from zooscope.data.transforms import iter_batches
@@ -77,7 +78,9 @@ def embed_splits(model: nn.Module, dataset: Dataset, *, preprocess: dict[str, An
                  desc: str = "embed") -> Iterator[tuple[str, np.ndarray, np.ndarray | None]]:
     """:func:`extract` on each split of :data:`zooscope.data.datasets.SPLITS` in turn, under the model's own
     ``preprocess`` (its card's): yields (split, embeddings float32 [n_split, d], logits float32 [n_split, c]
-    or None). Embeddings or logits with NaN, inf or all-zero rows are refused (naming the model and split)."""
+    or None). Embeddings or logits with NaN, inf or all-zero rows are refused (naming the model and split); constant
+    ones (every sample the same) get a warning on stderr naming what will be undefined."""
+    constant: list[str] = []
     for split in SPLITS:
         pos = dataset.split(split)
         batches = iter_batches(dataset, pos, preprocess, batch_size=settings.batch_size, num_workers=settings.num_workers)
@@ -86,4 +89,11 @@ def embed_splits(model: nn.Module, dataset: Dataset, *, preprocess: dict[str, An
         check_rows(f"{desc} {split} embeddings", emb)
         if logits is not None:
             check_rows(f"{desc} {split} logits", logits)
+        if is_constant(emb):
+            constant.append(f"{split} embeddings")
+        if logits is not None and is_constant(logits):
+            constant.append(f"{split} logits")
         yield split, emb, logits
+    if constant:
+        print(f"warning: {desc}: {', '.join(constant)} are the same for every sample: the model cannot tell images apart, "
+              "so CKA and mutual k-NN with it are undefined (written as missing) and it predicts one class", file=sys.stderr)

@@ -27,7 +27,8 @@ class SplitPredictions:
 @dataclass(frozen=True)
 class ModelPredictions:
     """What the predict stage writes for one model: ``splits`` (calibration, eval) and ``metrics`` (top1, top5,
-    nll, ece and temperature on eval, ``temperature_at_bound``, plus whatever ``extra`` the caller adds)."""
+    nll, ece and temperature on eval, ``temperature_at_bound``, plus whatever ``extra`` the caller adds). The
+    temperature (and its flag) is None when every calibration row's logits are equal: no T changes them."""
 
     splits: dict[str, SplitPredictions]
     metrics: dict[str, Any]
@@ -55,7 +56,9 @@ def predict_splits(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
     """
     for split in ("calibration", "eval"):
         check_rows(f"{split} logits", logits[split])
-    t = fit_temperature(logits["calibration"], labels["calibration"])
+    # logits equal within every row give the uniform distribution at any temperature: T is undefined (missing)
+    defined = bool(np.ptp(logits["calibration"], axis=1).max() > 0)
+    t = fit_temperature(logits["calibration"], labels["calibration"]) if defined else 1.0
     splits, tops = {}, {}
     for split in ("calibration", "eval"):
         splits[split], tops[split] = _split(softmax(logits[split], temperature=t), labels[split], sample_ids[split])
@@ -65,8 +68,8 @@ def predict_splits(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
         "top5": float((top == y[:, None]).any(1).mean()),
         "nll": nll(logits["eval"], y, temperature=t),
         "ece": ece(softmax(logits["eval"], temperature=t), y, bins=ece_bins),
-        "temperature": t,
-        "temperature_at_bound": at_bound(t),
+        "temperature": t if defined else None,
+        "temperature_at_bound": at_bound(t) if defined else None,
         **(extra or {}),
     }
     return ModelPredictions(splits, metrics)

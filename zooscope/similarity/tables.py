@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import polars.selectors as cs
 
+from zooscope._checks import is_constant
 from zooscope.models import knn, probe
 from zooscope.similarity import cka, neighbours, nulls, overlap
 from zooscope.config import ProbeSettings, SimilaritySettings, Study
@@ -42,7 +44,8 @@ class SimilarityTables:
     Attributes:
         frame: one row per pair: model_a, model_b, category, CKA, debiased CKA and mutual k-NN with
             their nulls (``*_null``, ``*_null_std``, ``*_corrected``), each model's own probe accuracy and,
-            where computed, ``concat_probe_acc`` and ``concat_gain`` (over the better single probe).
+            where computed, ``concat_probe_acc`` and ``concat_gain`` (over the better single probe). A score that is
+            undefined (an embedding that is the same for every sample) is null.
         mixes: one row per (extreme pair, share): ``share_a`` of the ``dim`` features from model_a.
         computed: stage part -> pairs computed this run (``similarity``, ``concat``, ``mix``).
     """
@@ -91,6 +94,15 @@ def _pair_frame(pairs: list[Pair], cards: Mapping[str, Mapping[str, Any]]) -> pl
                         schema={"model_a": pl.String, "model_b": pl.String, "category": pl.String})
 
 
+def _knn(ids: Mapping[str, np.ndarray], emb: _Embeddings, a: str, b: str, settings: SimilaritySettings) -> dict[str, float]:
+    """Mutual k-NN of a pair with its null; NaN (missing) when an embedding is the same for every sample, whose
+    neighbour lists are then only the search's tie order."""
+    scores = mutual_knn_scores(ids[a], ids[b], n_perm=settings.n_perm, seed=settings.seed)
+    if is_constant(emb.load(a, "eval")) or is_constant(emb.load(b, "eval")):
+        scores = dict.fromkeys(scores, float("nan"))
+    return scores
+
+
 def _scores(emb: _Embeddings, pairs: list[Pair], cache: Path, settings: SimilaritySettings,
             progress: bool) -> tuple[pl.DataFrame, int]:
     """CKA, debiased CKA and mutual k-NN of every pair, with nulls: (one row per pair, pairs computed)."""
@@ -100,7 +112,7 @@ def _scores(emb: _Embeddings, pairs: list[Pair], cache: Path, settings: Similari
         for mid in sorted({m for pair in todo for m in pair} - ids.keys()):
             ids[mid] = knn_ids(emb.load(mid, "eval"), k=settings.knn_k).astype(np.int32)
         return _columns([cka_scores(emb.load(a, "eval"), emb.load(b, "eval"), n_perm=settings.n_perm, seed=settings.seed)
-                         | mutual_knn_scores(ids[a], ids[b], n_perm=settings.n_perm, seed=settings.seed) for a, b in todo])
+                         | _knn(ids, emb, a, b, settings) for a, b in todo])
 
     keys = _keys(emb, pairs, ("eval",), "similarity", settings.knn_k, settings.n_perm, settings.seed)
     return cached_pairs(cache / "similarity.parquet", keys, compute, chunk=16, desc="CKA, mutual k-NN",
@@ -181,6 +193,7 @@ def similarity_tables(study: Study, cards: Mapping[str, Mapping[str, Any]], *, e
     shares = pl.Series("share_a", [list(settings.mix_fractions)] * len(mixed), dtype=pl.List(pl.Float64))
     mix_frame = (pl.concat([_pair_frame(mixed, cards), mixes], how="horizontal").with_columns(shares)
                  .explode("share_a", "acc").rename({"acc": "probe_acc"}))
+    frame = frame.with_columns(cs.float().fill_nan(None))  # undefined scores (a constant embedding) are missing
     return SimilarityTables(frame, mix_frame, {"similarity": n_scores, "concat": n_concat, "mix": n_mix})
 
 
