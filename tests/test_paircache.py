@@ -4,6 +4,7 @@ import importlib
 import sys
 
 import numpy as np
+import pytest
 import polars as pl
 
 from zooscope.paircache import cached_pairs, code_digest, digest
@@ -75,3 +76,38 @@ def test_an_interrupted_run_keeps_the_chunks_it_computed(tmp_path):
     assert sorted(pl.read_parquet(path)["key"]) == ["k1", "k2"]
     rows, computed = cached_pairs(path, keys, _compute(log), chunk=2, progress=False)
     assert computed == 1 and log[-1] == [("b", "c")] and rows["score"].to_list() == [0.3, 0.3, 0.2]
+
+
+def _per_class(width, log):
+    def compute(pairs):
+        log.append(list(pairs))
+        return {"acc": [0.5] * len(pairs), "per_class": np.array([np.arange(width) + len(a) for a, _ in pairs])}
+    return compute
+
+
+def test_a_cache_of_another_class_count_is_recomputed_not_mixed(tmp_path, capsys):
+    """The cached per-class column holds 10 values; this run's has 3 (the dataset lost classes). Rows of the old
+    width are never concatenated with the new (which turned the column into a list and broke every later run):
+    the pairs whose key still matches are computed again, with a warning naming the cache."""
+    path, log = tmp_path / "c.parquet", []
+    cached_pairs(path, {("a", "b"): "k1", ("a", "c"): "k2"}, _per_class(10, log), progress=False)
+    rows, computed = cached_pairs(path, {("a", "b"): "k1", ("b", "c"): "k3"}, _per_class(3, log), progress=False)
+    assert computed == 2 and log[1:] == [[("b", "c")], [("a", "b")]]  # the new pair, then the cached one again
+    assert [list(v) for v in rows["per_class"].to_numpy()] == [[1, 2, 3], [1, 2, 3]]
+    assert rows.schema["per_class"] == pl.Array(pl.Int64, 3)
+    assert "pair cache" in capsys.readouterr().err
+    again, computed = cached_pairs(path, {("a", "b"): "k1", ("b", "c"): "k3"}, _per_class(3, log), progress=False)
+    assert computed == 0 and again.equals(rows)
+
+
+@pytest.mark.parametrize("contents", [b"", b"not parquet at all", None])
+def test_an_unreadable_or_keyless_cache_is_recomputed(tmp_path, capsys, contents):
+    path, log = tmp_path / "c.parquet", []
+    if contents is None:
+        pl.DataFrame({"other": ["k1"], "acc": [0.9]}).write_parquet(path)
+    else:
+        path.write_bytes(contents)
+    rows, computed = cached_pairs(path, {("a", "b"): "k1"}, _per_class(2, log), progress=False)
+    assert computed == 1 and rows["acc"].to_list() == [0.5]
+    assert f"pair cache {path}" in capsys.readouterr().err
+    assert pl.read_parquet(path)["key"].to_list() == ["k1"]

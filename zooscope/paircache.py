@@ -6,6 +6,10 @@ unchanged is reused. Adding one model to a zoo of N therefore computes N new pai
 that computes a number recomputes it. The cache is one parquet table (a ``key`` column, then the
 result's fields) that the stage declares as a DVC output with ``persist: true``; it is rewritten
 atomically with the current zoo's pairs only.
+
+What is read back is checked, never trusted: a cache that cannot be read, lacks the ``key`` column, or whose
+fields or types differ from what this run computes (say, a per-class column of another class count) is
+dropped with a one-line warning and its pairs are computed again.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import hashlib
 import inspect
 import json
 import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -66,22 +71,58 @@ def cached_pairs(
 
     path = Path(path)
     order = pl.DataFrame({"key": list(keys.values())}, schema={"key": pl.String})
-    parts = [pl.read_parquet(path).join(order, on="key", how="semi")] if path.exists() else []
-    known = set(parts[0]["key"]) if parts else set()
+    cached = _read(path, order)
     todo: dict[str, Pair] = {}
     for pair, key in keys.items():
-        if key not in known:
-            todo.setdefault(key, pair)
-    pending = list(todo.items())
+        todo.setdefault(key, pair)
+    known = set(cached["key"]) if cached is not None else set()
+    pending = [(key, pair) for key, pair in todo.items() if key not in known]
+    parts: list[pl.DataFrame] = []
     step = chunk or max(len(pending), 1)
     with tqdm(total=len(pending), desc=desc, unit="pair", disable=not (progress and pending), mininterval=1.0) as bar:
-        for start in range(0, len(pending), step):
+        start = 0
+        while start < len(pending):
             part = pending[start:start + step]
             parts.append(pl.DataFrame({"key": [key for key, _ in part], **compute([pair for _, pair in part])}))
-            write_parquet(path, pl.concat(parts, how="vertical_relaxed").unique("key", maintain_order=True))
+            if cached is not None and cached.schema != parts[-1].schema:
+                _warn(path, f"its fields {_describe(cached.schema)} differ from this run's {_describe(parts[-1].schema)}")
+                redo = [(key, todo[key]) for key in cached["key"]]
+                pending += redo
+                bar.total += len(redo)
+                cached = None
+            write_parquet(path, _concat(cached, parts).unique("key", maintain_order=True))
             bar.update(len(part))
+            start += len(part)
     table = order
-    if parts:
-        table = order.join(pl.concat(parts, how="vertical_relaxed"), on="key", how="left", maintain_order="left")
+    if cached is not None or parts:
+        table = order.join(_concat(cached, parts), on="key", how="left", maintain_order="left")
     write_parquet(path, table.unique("key", maintain_order=True))
-    return table.drop("key"), len(todo)
+    return table.drop("key"), len(pending)
+
+
+def _concat(cached: pl.DataFrame | None, parts: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(([cached] if cached is not None else []) + parts, how="vertical_relaxed")
+
+
+def _read(path: Path, order: pl.DataFrame) -> pl.DataFrame | None:
+    """The cached rows of the keys in ``order`` (None: no usable cache, or none of these keys)."""
+    if not path.exists():
+        return None
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as err:  # polars' errors for a damaged file have no common base beyond Exception
+        _warn(path, f"it cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+        return None
+    if frame.schema.get("key") != pl.String or frame["key"].null_count():
+        _warn(path, "it has no string 'key' column")
+        return None
+    frame = frame.join(order, on="key", how="semi")
+    return frame if len(frame) else None
+
+
+def _describe(schema: pl.Schema) -> str:
+    return "(" + ", ".join(f"{name}: {dtype}" for name, dtype in schema.items() if name != "key") + ")"
+
+
+def _warn(path: Path, why: str) -> None:
+    print(f"warning: pair cache {path}: {why}; computing its pairs again", file=sys.stderr)
