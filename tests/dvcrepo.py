@@ -43,5 +43,6 @@ def make_repo(path: Path, study: dict) -> Path:
     dvc(path, "init", "-q")
     dvc(path, "config", "core.analytics", "false")
     shutil.copy(REPO / ".dvcignore", path / ".dvcignore")
-    shutil.copytree(REPO / ".dvc" / "plots", path / ".dvc" / "plots")  # custom plot templates
+    shutil.copytree(REPO / ".dvc" / "plots", path / ".dvc" / "plots")  # custom plot templates, the offline page
+    dvc(path, "config", "plots.html_template", "plots/page.html")
     return path

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.conftest import TINY_STUDY, write_study
+from tests.conftest import REPO, TINY_STUDY, write_study
 from tests.dvcrepo import _run, dvc, ran_stages
 from zooscope.report.page import Column, Html, esc, table, tag
 
@@ -138,6 +138,23 @@ def test_report_renders_offline_with_every_figure_and_image(studied, tmp_path):
     assert shot.size == (1400, 2400)
     colours = shot.convert("RGB").resize((140, 240)).getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 50  # not a blank page
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_dvc_plots_show_renders_offline(studied, tmp_path):
+    """`dvc plots show` writes its page from .dvc/plots/page.html, which carries vega itself: no script from outside,
+    no request leaves the machine, and every plot of dvc.yaml is drawn."""
+    work = tmp_path / "work"
+    shutil.copytree(studied[0], work, symlinks=True)
+    out = dvc(work, "plots", "show").stdout
+    page = Path(re.search(r"file://(\S+\.html)", out).group(1))
+    assert not _EXTERNAL.search(page.read_text())
+    dom, console, requests = _chromium(page.as_uri(), tmp_path, "--virtual-time-budget=10000")
+    assert requests == [] and "Error" not in console
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()
+    plots = sum(len(stage.get("plots", [])) for stage in stages)  # plot outputs of the stages (7)
+    assert plots >= 7 and len(re.findall(r'<canvas[^>]*class="marks"', dom)) == plots
 
 
 @pytest.fixture(scope="module")
