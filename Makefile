@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup data study test test-fast ui flow clean
+.PHONY: help setup data browser study test test-fast ui flow clean
 
 help:
 	@sed -n '2,5p' Makefile
@@ -42,7 +42,16 @@ study: setup
 	@echo
 	@$(BIN)/zooscope table
 
-test: setup
+# The report's tests open it in headless Chromium (Debian's chromium), as a user's browser would
+browser:
+	@if ! command -v chromium >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium (the report's browser tests)"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; \
+	  else echo "no apt-get: install chromium, or the report's browser tests are skipped"; fi; \
+	fi
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 test-fast: setup
