@@ -1,14 +1,17 @@
 """ensemble: agreement of errors and two-model ensembles of every pair, the per-category headline tables
 and the finding. Writes ``--pairs`` (parquet, one row per pair, with the similarity stage's columns),
 ``--per-class`` (parquet, per pair and class: which member wins, where the ensemble is worse than the
-better member), ``--per-group`` (parquet, the same per group of ``ensemble.class_groups``), ``--metrics`` (JSON: per-category tables over all and accuracy-matched pairs with
-bootstrap intervals, best partners, the greedy ensemble, the finding) and the data of three DVC plots.
+better member), ``--per-group`` (parquet, the same per group of ``ensemble.class_groups``), ``--study`` (JSON, the
+results in full: per-category tables over all, accuracy-matched and strong pairs with bootstrap intervals, best partners,
+the greedy ensemble, the findings), ``--category-metrics`` (the DVC metrics: ``<category>.json`` per methodology
+category, flat: pairs, kappa and gain with both intervals) and the data of three DVC plots.
 Per-pair results are kept in ``--cache`` between runs, so only pairs whose predictions changed are
 computed. The finding is the last line printed."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from stages._common import load, parser, run
 
@@ -18,7 +21,7 @@ PLOTS = ("kappa_by_category", "gain_vs_kappa", "greedy_curve")
 def work(args) -> None:
     import polars as pl
 
-    from zooscope.ensemble import ensemble_tables
+    from zooscope.ensemble import category_metrics, ensemble_tables
     from zooscope.io import write_csv, write_json, write_parquet
 
     study, _ = load(args.params)
@@ -27,7 +30,9 @@ def work(args) -> None:
     write_parquet(args.pairs, got.pairs)
     write_parquet(args.per_class, got.per_class)
     write_parquet(args.per_group, got.per_group)
-    write_json(args.metrics, got.metrics)
+    write_json(args.study, got.metrics)
+    for category, metrics in category_metrics(got.metrics["categories"]).items():
+        write_json(Path(args.category_metrics) / f"{category}.json", metrics)
     for name in PLOTS:
         write_csv(getattr(args, f"{name}_plot"), got.plots[name])
     print(f"ensemble: {len(got.pairs)} pairs, {got.computed} computed (the rest cached)")
@@ -44,7 +49,8 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", required=True, help="per-pair table (parquet)")
     p.add_argument("--per-class", required=True, help="per pair and class table (parquet)")
     p.add_argument("--per-group", required=True, help="per pair and group of classes table (parquet)")
-    p.add_argument("--metrics", required=True, help="study metrics (JSON, a DVC metric)")
+    p.add_argument("--study", required=True, help="the study's results in full (JSON)")
+    p.add_argument("--category-metrics", required=True, help="folder of <category>.json, the DVC metrics per category")
     for name in PLOTS:
         p.add_argument(f"--{name.replace('_', '-')}-plot", required=True, help=f"{name} plot data (CSV)")
     return run(work, p, argv)

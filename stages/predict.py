@@ -19,6 +19,7 @@ def work(args) -> None:
     from zooscope.data.datasets import load_dataset
     from zooscope.io import write_json, write_npy, write_parquet
     from zooscope.models import predict_splits
+    from zooscope.models.calibration import at_bound
 
     mid = model_id(args)
     study, _ = load(args.params, mid)
@@ -36,7 +37,7 @@ def work(args) -> None:
         write_npy(probs, predictions.probs)
     write_json(model_metrics_file(args.metrics, mid), got.metrics)
     m = got.metrics
-    if m["temperature_at_bound"]:
+    if m["temperature"] is not None and at_bound(m["temperature"]):
         print(f"predict@{mid}: warning: the temperature {m['temperature']:.3f} sits on its search bound, so the "
               "probabilities are not calibrated; the model's logits are degenerate (near-constant or huge)")
     if m["temperature"] is None:

@@ -38,7 +38,7 @@ from zooscope.data.datasets import SPLITS
 from zooscope.io import read_json
 
 __all__ = [
-    "PARAMS", "EMBEDDINGS", "MODEL_METRICS", "STUDY_METRICS", "REPORT", "DIFF_REPORT",
+    "PARAMS", "EMBEDDINGS", "MODEL_METRICS", "STUDY_METRICS", "CATEGORY_METRICS", "REPORT", "DIFF_REPORT",
     "WEIGHTS", "CARD", "PROBE_SUMMARY", "PROBE_WEIGHTS", "PREDICTIONS", "PROBS", "CALIBRATION_PREDICTIONS",
     "CALIBRATION_PROBS", "prediction_files", "MISTAKES_TABLES", "ADVERSARIAL_IMAGES",
     "embedding_file", "logits_file", "model_metrics_file", "mistakes_file",
@@ -51,7 +51,8 @@ __all__ = [
 PARAMS = "params.yaml"
 EMBEDDINGS = "artifacts/embeddings"
 MODEL_METRICS = "metrics/models"
-STUDY_METRICS = "metrics/study.json"
+STUDY_METRICS = "metrics/study.json"  # the ensemble stage's results in full (git-tracked, not a DVC metric)
+CATEGORY_METRICS = "metrics/categories"  # the ensemble stage's DVC metrics: <category>.json, flat
 REPORT = "reports/index.html"
 DIFF_REPORT = "reports/diff.html"
 

@@ -32,7 +32,7 @@ from zooscope.ensemble.bootstrap import interval95
 
 __all__ = [
     "PAIRS_COLUMNS", "pairs_table", "category_tables", "finding", "best_partners", "plot_frames", "study_metrics",
-    "format_categories",
+    "format_categories", "CATEGORY_METRIC_KEYS", "category_metrics",
 ]
 
 #: The columns of artifacts/pairs.parquet, in order (further columns follow them).
@@ -207,7 +207,7 @@ def study_metrics(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.nda
                   lint: list[str]) -> dict[str, Any]:
     """``metrics/study.json``: the category tables (``categories`` over all pairs, ``categories_matched``
     over accuracy-matched ones, from :func:`category_tables`), best partners, the greedy curve, the
-    ``finding`` line (kappa), ``findings`` (kappa, error inconsistency, gain; DVC metrics skip lists) and ``lint``,
+    ``finding`` line (kappa), ``findings`` (kappa, error inconsistency, gain) and ``lint``,
     the zoo's design warnings (:func:`zooscope.config.lint_zoo`) that qualify them."""
     findings = [finding(frame, draws, zoo, stat=stat) for stat in CATEGORY_STATS]
     return {
@@ -220,6 +220,19 @@ def study_metrics(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.nda
         "pair_classes_hurt": _number(float((per_class["ens_vs_better"] < 0).mean())),
         "finding": findings[0], "findings": findings, "lint": list(lint),
     }
+
+
+#: The keys of one category's DVC metrics file (``metrics/categories/<category>.json``): flat and numeric, so that
+#: `dvc metrics show` is a table a terminal can show, one row per model and per category.
+CATEGORY_METRIC_KEYS = ("pairs", *(f"{stat}{end}" for stat in ("kappa", "gain")
+                                   for end in ("", "_lo", "_hi", "_zoo_lo", "_zoo_hi")))
+
+
+def category_metrics(categories: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every category of :data:`zooscope.vocab.CATEGORIES` -> its DVC metrics (:data:`CATEGORY_METRIC_KEYS`, over all
+    pairs), from ``metrics/study.json``'s ``categories``; a category without pairs in the zoo has 0 pairs and nulls."""
+    return {cat: {key: (categories[cat].get(key) if cat in categories else (0 if key == "pairs" else None))
+                  for key in CATEGORY_METRIC_KEYS} for cat in CATEGORIES}
 
 
 def _with_intervals(entry: dict[str, Any], stat: str) -> str:

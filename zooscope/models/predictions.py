@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from zooscope._checks import check_rows
-from zooscope.models.calibration import at_bound, ece, fit_temperature, nll, softmax, topk
+from zooscope.models.calibration import ece, fit_temperature, nll, softmax, topk
 
 __all__ = ["SplitPredictions", "ModelPredictions", "predict_splits"]
 
@@ -27,8 +27,8 @@ class SplitPredictions:
 @dataclass(frozen=True)
 class ModelPredictions:
     """What the predict stage writes for one model: ``splits`` (calibration, eval) and ``metrics`` (top1, top5,
-    nll, ece and temperature on eval, ``temperature_at_bound``, plus whatever ``extra`` the caller adds). The
-    temperature (and its flag) is None when every calibration row's logits are equal: no T changes them."""
+    nll, ece and temperature on eval, plus whatever ``extra`` the caller adds: flat numbers, the model's DVC metrics).
+    The temperature is None when every calibration row's logits are equal: no T changes them."""
 
     splits: dict[str, SplitPredictions]
     metrics: dict[str, Any]
@@ -69,7 +69,6 @@ def predict_splits(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
         "nll": nll(logits["eval"], y, temperature=t),
         "ece": ece(softmax(logits["eval"], temperature=t), y, bins=ece_bins),
         "temperature": t if defined else None,
-        "temperature_at_bound": at_bound(t) if defined else None,
         **(extra or {}),
     }
     return ModelPredictions(splits, metrics)
