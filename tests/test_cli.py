@@ -56,3 +56,16 @@ def test_table_shows_metrics_and_categories_relative_to_the_base(tmp_path, tiny_
     assert "architecture" in rows["mlp"] and "-5.00" in rows["mlp"]
     assert "reinit" in rows["cnn_b"]
     assert "no metrics yet for: cnn_b, randfeat" in out
+
+
+def test_every_help_text_renders(capsys):
+    """argparse %-formats help strings but prints descriptions as written: neither may show a doubled '%%'."""
+    import pytest
+
+    from zooscope.cli import build_parser
+
+    for command in ("validate", "table", "diff", "explain"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        out = capsys.readouterr().out
+        assert "%%" not in out and "%(" not in out, command

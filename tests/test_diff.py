@@ -35,6 +35,18 @@ def test_added_removed_changed_and_metric_changes():
     assert gain["beyond"] is False and gain["delta"] == 0
     text = format_diff(diff)
     assert "models added    new" in text and "m2       top1" in text and "*" in text.split("per category")[1]
+    # the summary comes first: 1 metric change in 1 model; kappa and error inconsistency moved (gain did not)
+    assert text.splitlines()[1] == ("1 model(s) added, 1 removed, 1 changed; 1 per-model metric change(s) in 1 model(s); "
+                                    "1 per-category statistic(s) moved, 1 beyond the old 95% interval.")
+
+
+def test_a_side_without_results_is_said_plainly_instead_of_no_changes():
+    declared = Snapshot("HEAD~1", {"m1": _SPEC}, {}, None)
+    studied = Snapshot("workspace", {"m1": _SPEC}, {"m1": {"top1": 0.5}}, _study(0.5, 0.4, 0.6))
+    text = format_diff(diff_snapshots(declared, studied))
+    assert text.splitlines()[1].startswith("HEAD~1 has no results to compare") and "no changes" not in text
+    both = format_diff(diff_snapshots(declared, Snapshot("HEAD", {"m1": _SPEC}, {}, None)))
+    assert "HEAD~1 and HEAD have no results to compare" in both and len(both.splitlines()) == 2
 
 
 def test_a_change_inside_the_interval_is_not_flagged():

@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("diff", help="what changed between two revisions: models, per-model metrics, per-category results",
                        description="Compare the committed study (params.yaml, metrics/models/<id>.json, metrics/study.json) "
                                    "at two git revisions: models added, removed and changed, per-model metric changes, and "
-                                   "per-category changes flagged when the new mean is outside the old 95%% bootstrap interval.")
+                                   "per-category changes flagged when the new mean is outside the old 95% bootstrap interval.")
     d.add_argument("rev_a", help="the older revision (e.g. HEAD~1)")
     d.add_argument("rev_b", nargs="?", default=None, help="the newer revision (default: the working tree)")
     d.add_argument("--repo", default=".", help="the study's git repository (default: .)")

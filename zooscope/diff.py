@@ -105,6 +105,7 @@ class StudyDiff:
         category_changes: rows (subset, category, stat, old, new, delta, old_lo, old_hi, beyond) for every
             category of either revision; ``beyond``: the new mean is outside the old 95% interval (None when
             the category exists in only one revision).
+        without_results: the revisions (of rev_a, rev_b) that hold no results (no per-model metric file).
     """
 
     rev_a: str
@@ -114,11 +115,28 @@ class StudyDiff:
     changed: list[str]
     model_changes: list[dict[str, Any]] = field(default_factory=list)
     category_changes: list[dict[str, Any]] = field(default_factory=list)
+    without_results: list[str] = field(default_factory=list)
+
+    @property
+    def moved(self) -> list[dict[str, Any]]:
+        """The per-category rows whose value changed (or exists on one side only)."""
+        return [r for r in self.category_changes if r["delta"] is None or abs(r["delta"]) > 1e-12]
+
+    def summary(self) -> str:
+        """One sentence: what changed, before the lists."""
+        if self.without_results:
+            return (f"{' and '.join(self.without_results)} {'has' if len(self.without_results) == 1 else 'have'} no "
+                    f"results to compare ({MODEL_METRICS} holds nothing there): run the study and commit its results "
+                    "(git add -A && git commit) to give a diff a side.")
+        models = {r["model"] for r in self.model_changes}
+        beyond = sum(bool(r["beyond"]) for r in self.moved)
+        return (f"{len(self.added)} model(s) added, {len(self.removed)} removed, {len(self.changed)} changed; "
+                f"{len(self.model_changes)} per-model metric change(s) in {len(models)} model(s); "
+                f"{len(self.moved)} per-category statistic(s) moved, {beyond} beyond the old 95% interval.")
 
     @property
     def empty(self) -> bool:
-        moved = [r for r in self.category_changes if r["delta"] is None or abs(r["delta"]) > 1e-12]
-        return not (self.added or self.removed or self.changed or self.model_changes or moved)
+        return not (self.added or self.removed or self.changed or self.model_changes or self.moved)
 
 
 def _num(value: Any) -> float | None:
@@ -158,6 +176,7 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, tol: float = 1e-12) -> StudyDiff
         removed=sorted(ids_a - ids_b),
         changed=[m for m in common if m in a.models and m in b.models and a.models[m] != b.models[m]],
         model_changes=model_rows, category_changes=_category_changes(a.study, b.study),
+        without_results=[s.rev for s in (a, b) if not s.has_results],
     )
 
 
@@ -187,7 +206,9 @@ def _fmt(value: float | None, *, signed: bool = False) -> str:
 
 def format_diff(diff: StudyDiff) -> str:
     """The diff as plain-text tables for the terminal."""
-    lines = [f"zooscope diff {diff.rev_a} -> {diff.rev_b}"]
+    lines = [f"zooscope diff {diff.rev_a} -> {diff.rev_b}", diff.summary(), ""]
+    if diff.without_results and not diff.added and not diff.removed and not diff.changed:
+        return "\n".join(lines[:2])
     for what in ("added", "removed", "changed"):
         ids = getattr(diff, what)
         lines.append(f"models {what:<8} {', '.join(ids) if ids else '(none)'}")
@@ -197,7 +218,7 @@ def format_diff(diff: StudyDiff) -> str:
         lines.append(f"  {'model':<{width}} {'metric':<12} {'old':>9} {'new':>9} {'change':>9}")
         lines += [f"  {r['model']:<{width}} {r['metric']:<12} {_fmt(r['old']):>9} {_fmt(r['new']):>9} {_fmt(r['delta'], signed=True):>9}"
                   for r in diff.model_changes]
-    moved = [r for r in diff.category_changes if r["delta"] is None or abs(r["delta"]) > 1e-12]
+    moved = diff.moved
     lines += ["", "per category (* = new mean outside the old 95% bootstrap interval)" + ("" if moved else ": no changes")]
     if moved:
         lines.append(f"  {'subset':<8} {'category':<16} {'stat':<20} {'old':>9} {'new':>9} {'change':>9}  old 95% interval")

@@ -29,13 +29,13 @@ def diff_body(diff: StudyDiff) -> Html:
     model_cols = [Column("model", "model"), Column("metric", "metric"), Column("old", diff.rev_a, _value, True),
                   Column("new", diff.rev_b, _value, True), Column("delta", "change", _delta, True)]
     moved = [r | {"interval": f"[{r['old_lo']:.4f}, {r['old_hi']:.4f}]" if r["old_lo"] is not None else None,
-                  "flag": "beyond the interval" if r["beyond"] else ""}
-             for r in diff.category_changes if r["delta"] is None or abs(r["delta"]) > 1e-12]
+                  "flag": "beyond the interval" if r["beyond"] else ""} for r in diff.moved]
     cat_cols = [Column("subset", "pairs"), Column("category", "category"), Column("stat", "statistic"),
                 Column("old", diff.rev_a, _value, True), Column("new", diff.rev_b, _value, True),
                 Column("delta", "change", _delta, True), Column("interval", f"95% interval at {diff.rev_a}"),
                 Column("flag", "", lambda v: tag("span", v, class_="flag"))]
     return join([
+        tag("p", diff.summary()),
         tag("ul", lists),
         tag("h3", "Per-model metrics"),
         tag("div", table(diff.model_changes, model_cols, sortable=True), class_="scroll") if diff.model_changes
@@ -50,9 +50,8 @@ def changes_section(data: ReportData) -> list[Section]:
     diff = data.changes
     if diff is None:
         return []
-    if isinstance(diff, str):  # why there is no comparison
-        body = tag("p", diff, class_="note")
-        return [Section("changes", "Changes since the last commit", (), body)]
+    if isinstance(diff, str):  # nothing to compare with (the normal state after a first run): no section
+        return []
     return [Section("changes", f"Changes since {diff.rev_a}", _SOURCES, diff_body(diff),
                     f"This study's results ({diff.rev_b}) against those committed at {diff.rev_a}; "
                     "the command zooscope diff REV_A REV_B compares any two revisions.")]
