@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from zooscope.report.changes import changes_section
 from zooscope.report.data import ReportData, load_report_data
 from zooscope.report.mistake_sections import mistake_sections
+from zooscope.report.provenance import provenance
 from zooscope.report.page import Html, Section, render_page
 from zooscope.report.pair_sections import complementary_section, consensus_errors_section, heatmap_sections, pairs_section
 from zooscope.report.study_sections import (categories_section, ensembles_section, image_split_section, models_section,
@@ -50,4 +51,4 @@ def build_report(data: ReportData, builders: Sequence[SectionBuilder] = BUILDERS
     study = data.study
     subtitle = (f"{study.dataset.source} · {len(study.models)} models · base {study.base} · "
                 f"{len(data.predictions.labels):,} eval samples")
-    return render_page("zooscope study report", subtitle, build_sections(data, builders))
+    return render_page("zooscope study report", subtitle, build_sections(data, builders), footer=provenance(study))

@@ -117,6 +117,7 @@ body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sa
 header{background:#1f3b57;color:#fff;padding:18px 28px}
 header h1{margin:0;font-size:22px;font-weight:600}
 header p{margin:4px 0 0;color:#c8d6e5;font-size:13px}
+footer.provenance{padding:14px 28px 28px;color:var(--muted);font-size:12px;border-top:1px solid var(--line)}
 nav{background:#fff;border-bottom:1px solid var(--line);padding:8px 28px;font-size:13px;position:sticky;top:0;z-index:2}
 nav a{color:var(--accent);text-decoration:none;margin-right:14px;white-space:nowrap;display:inline-block}
 main{max-width:1180px;margin:0 auto;padding:12px 20px 40px}
@@ -182,8 +183,9 @@ document.querySelectorAll("table.sortable").forEach(function (t) {
 """
 
 
-def render_page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
-    """The whole self-contained page: header, a contents bar, then each section with its sources."""
+def render_page(title: str, subtitle: str, sections: Sequence[Section], *, footer: str | None = None) -> str:
+    """The whole self-contained page: header, a contents bar, then each section with its sources, and ``footer``
+    (provenance) at the end."""
     nav = join(tag("a", s.title, href=f"#{s.id}") for s in sections)
     parts = []
     for s in sections:
@@ -200,6 +202,6 @@ def render_page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
         tag("head", Html('<meta charset="utf-8">'), Html('<meta name="viewport" content="width=device-width, initial-scale=1">'),
             tag("title", title), tag("style", Html(_CSS))),
         tag("body", tag("header", tag("h1", title), tag("p", subtitle)), tag("nav", nav), tag("main", join(parts)),
-            tag("script", Html(_JS))),
+            tag("footer", footer, class_="provenance") if footer else Html(""), tag("script", Html(_JS))),
         lang="en",
     ) + "\n")
