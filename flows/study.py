@@ -106,14 +106,16 @@ def _publish(repo: Path, outcomes: dict[str, str]) -> None:
     rows = category_rows(summary, subsets=("all",)) if summary else []
     if rows:
         create_table_artifact(key="per-category", table=rows, description="metrics/study.json: per methodology category")
-    findings = study_facts(study, summary)["findings"]
+    facts = study_facts(study, summary)
+    findings = facts["findings"]
     report = repo / REPORT
     ran = sorted(s for s, o in outcomes.items() if o == "ran")
     lines = [
         f"# zooscope study: {study.dataset.source}, {len(study.models)} models, base `{study.base}`",
         "", f"Stages re-run: {len(ran)} of {len(outcomes)}" + (f" ({', '.join(ran[:12])}{', ...' if len(ran) > 12 else ''})" if ran else ""),
+        *(line for sentence in facts["headline"] for line in ("", sentence)),
         "", *([f"- {f}" for f in findings] or ["- best top-1: " + _best(table)]),
-        *(["", "Zoo design warnings:", *(f"- {w}" for w in study_facts(study, summary)["lint"])]
+        *(["", "Zoo design warnings:", *(f"- {w}" for w in facts["lint"])]
           if summary and summary.get("lint") else []),
         "", f"Report: `{report}`" if report.exists() else "Report: not built by this pipeline yet",
     ]

@@ -37,6 +37,8 @@ def work(args) -> None:
         write_csv(getattr(args, f"{name}_plot"), got.plots[name])
     print(f"ensemble: {len(got.pairs)} pairs, {got.computed} computed (the rest cached)")
     print(got.categories)
+    for sentence in got.metrics["headline"]:
+        print(sentence)
     print(got.metrics["finding"])
 
 

@@ -49,8 +49,11 @@ def test_table_shows_metrics_and_categories_relative_to_the_base(tmp_path, tiny_
     for mid, top1 in (("cnn_a", 0.9), ("mlp", 0.85)):
         (mdir / f"{mid}.json").write_text(json.dumps({"top1": top1, "top5": 1.0, "nll": 0.3, "ece": 0.01,
                                                       "temperature": 1.0, "probe_acc": 0.8, "knn_acc": 0.7}))
-    assert main(["table", "--params", str(path), "--metrics-dir", str(mdir)]) == 0
+    (tmp_path / "study.json").write_text(json.dumps({"headline": ["Sentence one.", "Sentence two."]}))
+    assert main(["table", "--params", str(path), "--metrics-dir", str(mdir), "--study-metrics",
+                 str(tmp_path / "study.json")]) == 0
     out = capsys.readouterr().out
+    assert "\nSentence one.\n\nSentence two.\n" in out  # the finding in sentences, after the table
     rows = {line.split()[0]: line for line in out.splitlines() if line and line.split()[0] in tiny_study_dict["models"]}
     assert "base" in rows["cnn_a"] and "90.00" in rows["cnn_a"]
     assert "architecture" in rows["mlp"] and "-5.00" in rows["mlp"]

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from zooscope import __version__
-from zooscope.artifacts import DIFF_REPORT, EMBEDDINGS, MODEL_METRICS, PARAMS
+from zooscope.artifacts import DIFF_REPORT, EMBEDDINGS, MODEL_METRICS, PARAMS, STUDY_METRICS
 
 EPILOG = """\
 typical session:
@@ -59,6 +59,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _table(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from zooscope.config import load_study
     from zooscope.summary import format_table, model_table
 
@@ -66,6 +68,13 @@ def _table(args: argparse.Namespace) -> int:
     frame = model_table(study, metrics_dir=args.metrics_dir)
     print(f"dataset {study.dataset.source}; base {study.base}; category = the most divergent methodology tag vs the base")
     print(format_table(frame))
+    study_metrics = Path(args.study_metrics)
+    if study_metrics.exists():  # the finding in sentences, once the ensemble stage has run
+        from zooscope.io import read_json
+        from zooscope.summary import study_facts
+
+        for sentence in study_facts(study, read_json(study_metrics))["headline"]:
+            print(f"\n{sentence}")
     missing = frame.filter(frame["top1"].is_null())["model"].to_list()
     if missing:
         print(f"\nno metrics yet for: {', '.join(missing)} (run dvc repro)")
@@ -130,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Per-model metrics from metrics/models/<id>.json with each model's category relative to the base.")
     t.add_argument("--params", default=PARAMS, help="study file (default: %(default)s)")
     t.add_argument("--metrics-dir", default=MODEL_METRICS, help="folder of per-model metrics (default: %(default)s)")
+    t.add_argument("--study-metrics", default=STUDY_METRICS, help="the study's results, whose finding is printed "
+                                                                  "after the table (default: %(default)s)")
     t.set_defaults(func=_table)
     d = sub.add_parser("diff", help="what changed between two revisions: models, per-model metrics, per-category results",
                        description="Compare the committed study (params.yaml, metrics/models/<id>.json, metrics/study.json) "

@@ -73,15 +73,16 @@ def category_rows(study_metrics: dict[str, Any], *, subsets: tuple[str, ...] = t
 
 def study_facts(study: Study, study_metrics: dict[str, Any] | None, *,
                 split_sizes: dict[str, int] | None = None) -> dict[str, Any]:
-    """The headline facts of a study: dataset, split sizes, zoo size, base, pair counts, the finding lines
-    (``findings`` of ``metrics/study.json``; empty before the ensemble stage has run) and the zoo's design
-    warnings that qualify them (``lint``)."""
+    """The headline facts of a study: dataset, split sizes, zoo size, base, pair counts, the finding in sentences
+    (``headline``) and as lines (``findings`` of ``metrics/study.json``; both empty before the ensemble stage has
+    run) and the zoo's design warnings that qualify them (``lint``)."""
     metrics = study_metrics or {}
     return {
         "dataset": study.dataset.source, "splits": dict(split_sizes or {}), "models": len(study.models),
         "weak_models": sum(spec.weak for spec in study.models.values()), "base": study.base,
         "pairs": metrics.get("pairs"), "matched_pairs": metrics.get("matched_pairs"),
         "matched_band": metrics.get("matched_band"), "n_boot": metrics.get("n_boot"),
+        "headline": [str(h) for h in metrics.get("headline", [])],
         "findings": [str(f) for f in metrics.get("findings", [])],
         "lint": [str(w) for w in metrics.get("lint", [])],
     }

@@ -6,7 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from zooscope.ensemble import PAIRS_COLUMNS, best_partners, category_tables, finding, pairs_table, study_metrics
+from zooscope.ensemble import (PAIRS_COLUMNS, best_partners, category_tables, finding, headline, pairs_table,
+                               study_metrics)
 from zooscope.ensemble import interval95, model_resample_weights
 
 N_BOOT = 400
@@ -164,3 +165,28 @@ def test_a_gap_that_rests_on_one_model_holds_over_images_only():
                             draws | {"error_inconsistency": draws["kappa"], "gain": draws["kappa"]}, zoo)["all"]
     arch = entry["architecture"]
     assert arch["kappa_zoo_lo"] < 0.2 and arch["kappa_zoo_hi"] > 0.8 and 0 < arch["kappa_zoo_missing"] < 1
+
+
+def test_headline_sentences_by_hand():
+    """Matched pairs: reinit a+b (kappa 0.80, gain 0.001) against framework b+c (kappa 0.42, gain 0.01); with draws
+    that do not vary, each interval is the difference itself: 0.80 - 0.42 = +0.38, and 1.00 - 0.10 = +0.90 points."""
+    frame, draws = _study()
+    exact = {stat: np.repeat(frame[stat].to_numpy()[:, None], N_BOOT, 1) for stat in draws}
+    kappa, gain = headline(frame, exact, _fixed_zoo(frame))
+    assert kappa.startswith("Models that differ in their training framework make fewer of the same mistakes than "
+                            "models that differ in only their random seed")
+    assert "is 0.42 for framework pairs against 0.80 for reinit pairs (accuracy-matched pairs), a difference of +0.38 " \
+           "with 95% interval [+0.38, +0.38] over models and images, an interval that excludes zero" in kappa
+    assert gain.startswith("Averaging the two models' probabilities gains +1.00 points of accuracy over the better one "
+                           "for framework pairs and +0.10 points for reinit pairs: framework pairs gain +0.90 points more, "
+                           "95% interval [+0.90, +0.90], an interval that excludes zero")
+    one = frame.filter(pl.col("category") == "reinit")
+    assert headline(one, {s: d[:2] for s, d in exact.items()}, _fixed_zoo(one)) == []
+
+
+def test_headline_says_when_the_zoo_cannot_tell_the_categories_apart():
+    """Over models and images the redrawn zoo decides: with two framework pairs resting on model b, the gain
+    difference's interval spans zero."""
+    frame, draws = _study()
+    _, gain = headline(frame.with_columns(matched=pl.lit(False)), draws, _zoo(frame))
+    assert gain.endswith("an interval that includes zero: this zoo cannot tell the two apart beyond these very models.")

@@ -14,7 +14,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "blockwise": ("ensemble_pairs",),
     "bootstrap": ("bootstrap_weights", "resampled_counts", "interval95", "model_resample_weights"),
     "categories": ("PAIRS_COLUMNS", "pairs_table", "category_tables", "finding", "best_partners", "plot_frames",
-                   "study_metrics", "format_categories", "CATEGORY_METRIC_KEYS", "category_metrics"),
+                   "study_metrics", "format_categories", "CATEGORY_METRIC_KEYS", "category_metrics", "headline"),
     "pairs": ("PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table", "calibration_columns", "group_table"),
     "tables": ("EnsembleTables", "ensemble_tables"),
 })

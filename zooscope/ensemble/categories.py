@@ -32,7 +32,7 @@ from zooscope.ensemble.bootstrap import interval95
 
 __all__ = [
     "PAIRS_COLUMNS", "pairs_table", "category_tables", "finding", "best_partners", "plot_frames", "study_metrics",
-    "format_categories", "CATEGORY_METRIC_KEYS", "category_metrics",
+    "format_categories", "CATEGORY_METRIC_KEYS", "category_metrics", "headline",
 ]
 
 #: The columns of artifacts/pairs.parquet, in order (further columns follow them).
@@ -157,6 +157,49 @@ def finding(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.ndarray, 
     return text
 
 
+#: What the pairs of a category differ in at most (its most divergent methodology tag), for sentences.
+_DIFFER_IN = {"reinit": "only their random seed", "hyperparameters": "their hyperparameters",
+              "architecture": "their architecture", "framework": "their training framework",
+              "dataset": "their training data"}
+
+
+def headline(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.ndarray) -> list[str]:
+    """The finding in plain sentences, for the report's first screen: kappa and ensemble gain of the pairs that
+    differ least in methodology against those that differ most (the categories present that are nearest and
+    farthest in the order reinit < ... < dataset), each difference with its 95% interval over models and images
+    (the one that speaks for models made this way), and whether that interval excludes zero. Accuracy-matched
+    pairs when at least two categories have some, as :func:`finding`. Empty below two categories."""
+    subset = "matched" if len(_groups(frame, "matched")) >= 2 else "all"
+    groups = _groups(frame, subset)
+    if len(groups) < 2:
+        return []
+    near, far = list(groups)[0], list(groups)[-1]  # _groups keeps the order of CATEGORIES
+    means, diff = {}, {}
+    for stat in ("kappa", "gain"):
+        values = frame[stat].to_numpy()
+        means[stat] = (float(values[groups[near]].mean()), float(values[groups[far]].mean()))
+        lo, hi, _ = _zoo_interval(_zoo_means(draws[stat], zoo, groups[near]) - _zoo_means(draws[stat], zoo, groups[far]))
+        diff[stat] = (means[stat][0] - means[stat][1], lo, hi)
+
+    def verdict(lo: float, hi: float) -> str:
+        if lo > 0 or hi < 0:
+            return "an interval that excludes zero: it holds for models made this way, not only for these"
+        return "an interval that includes zero: this zoo cannot tell the two apart beyond these very models"
+
+    (k_near, k_far), (dk, klo, khi) = means["kappa"], diff["kappa"]
+    (g_near, g_far), (dg, glo, ghi) = means["gain"], diff["gain"]
+    pairs = SUBSETS[subset].label
+    return [
+        f"Models that differ in {_DIFFER_IN[far]} make {'fewer' if dk > 0 else 'more'} of the same mistakes than models "
+        f"that differ in {_DIFFER_IN[near]}: error consistency (Cohen's kappa of their errors; 1 = the same mistakes) "
+        f"is {k_far:.2f} for {far} pairs against {k_near:.2f} for {near} pairs ({pairs}), a difference of "
+        f"{dk:+.2f} with 95% interval [{klo:+.2f}, {khi:+.2f}] over models and images, {verdict(klo, khi)}.",
+        f"Averaging the two models' probabilities gains {100 * g_far:+.2f} points of accuracy over the better one for "
+        f"{far} pairs and {100 * g_near:+.2f} points for {near} pairs: {far} pairs gain {100 * -dg:+.2f} points more, "
+        f"95% interval [{100 * -ghi:+.2f}, {100 * -glo:+.2f}], {verdict(-ghi, -glo)}.",
+    ]
+
+
 def best_partners(frame: pl.DataFrame, per_class: pl.DataFrame, *, strongest: int) -> dict[str, dict[str, Any]]:
     """For each of the ``strongest`` most accurate models, the partner whose ensemble with it gains most, both
     chosen on the calibration split (``cal_acc_a``, ``cal_acc_b``, ``cal_gain``) and reported on eval: choosing
@@ -207,10 +250,10 @@ def study_metrics(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.nda
                   lint: list[str]) -> dict[str, Any]:
     """``metrics/study.json``: the category tables (``categories`` over all pairs, ``categories_matched``
     over accuracy-matched ones, from :func:`category_tables`), best partners, the greedy curve, the
-    ``finding`` line (kappa), ``findings`` (kappa, error inconsistency, gain) and ``lint``,
+    ``headline`` (:func:`headline`), the ``finding`` line (kappa), ``findings`` (kappa, error inconsistency, gain) and ``lint``,
     the zoo's design warnings (:func:`zooscope.config.lint_zoo`) that qualify them."""
     findings = [finding(frame, draws, zoo, stat=stat) for stat in CATEGORY_STATS]
-    return {
+    return {"headline": headline(frame, draws, zoo),
         "models": len(models), "pairs": len(frame), "matched_pairs": int(frame["matched"].sum()),
         "matched_band": matched_band, "n_boot": n_boot,
         **{SUBSETS[subset].key: table for subset, table in tables.items()},

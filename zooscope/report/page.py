@@ -117,6 +117,7 @@ body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sa
 header{background:#1f3b57;color:#fff;padding:18px 28px}
 header h1{margin:0;font-size:22px;font-weight:600}
 header p{margin:4px 0 0;color:#c8d6e5;font-size:13px}
+p.headline{font-size:17px;line-height:1.45;margin:6px 0 12px;max-width:980px}
 footer.provenance{padding:14px 28px 28px;color:var(--muted);font-size:12px;border-top:1px solid var(--line)}
 nav{background:#fff;border-bottom:1px solid var(--line);padding:8px 28px;font-size:13px;position:sticky;top:0;z-index:2}
 nav a{color:var(--accent);text-decoration:none;margin-right:14px;white-space:nowrap;display:inline-block}

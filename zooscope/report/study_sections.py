@@ -43,7 +43,8 @@ def summary_section(data: ReportData) -> list[Section]:
     findings = tag("ul", join(tag("li", f) for f in facts["findings"]), class_="findings")
     warnings = ([tag("h3", "Can this zoo answer the question? Design warnings"),
                  tag("ul", join(tag("li", w) for w in facts["lint"]), class_="warnings")] if facts["lint"] else [])
-    body = join([tag("div", join(boxes), class_="facts"), *warnings, tag("h3", "Findings"), findings, tag(
+    headline = [tag("p", sentence, class_="headline") for sentence in facts["headline"]]
+    body = join([*warnings, *headline, tag("div", join(boxes), class_="facts"), tag("h3", "Findings by category"), findings, tag(
         "p", f"Categories are the most divergent methodology tag between the two models of a pair (reinit < hyperparameters "
              f"< architecture < framework < dataset). Each mean has two 95% bootstrap intervals ({facts['n_boot']} resamples): "
              f"over eval images, for these very models, and over models and images, for models made this way. '>' means "
