@@ -43,7 +43,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
     Common wrappers (``{"state_dict": ...}``, ``{"model": ...}``, EMA weights first) are unwrapped.
     """
-    path = Path(path)
+    path = Path(path).expanduser()  # params.yaml may say file:~/checkpoints/...
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     if path.suffix == ".safetensors":

@@ -17,6 +17,7 @@ Every path loads weights without executing code (safetensors or ``weights_only=T
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -108,7 +109,7 @@ def _fetch_timm(spec: ModelSpec, dataset: Dataset, progress: bool) -> Fetched:
     overlay = None
     if spec.pretrained_file:
         load_state_dict_file(spec.pretrained_file)  # refuses an unsafe or damaged file in one line, before timm reads it
-        overlay = {"file": spec.pretrained_file}
+        overlay = {"file": str(Path(spec.pretrained_file).expanduser())}
     try:
         model = timm.create_model(spec.target, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
     except RuntimeError as err:
