@@ -11,13 +11,10 @@ from pathlib import Path
 
 from stages._common import load, parser, run
 
-_FMNIST_HINT = ("install Debian's dataset-fashion-mnist, or set dataset.root or $ZOOSCOPE_FASHION_MNIST to the folder of "
-                "its IDX files")
-
 
 def work(args) -> None:
     from zooscope.artifacts import link_inputs
-    from zooscope.data.datasets import dataset_root
+    from zooscope.data.datasets import FASHION_MNIST_HINT, dataset_root
 
     study, _ = load(args.params)
     inputs = {f"models/{mid}": spec.local_file for mid, spec in study.models.items()}
@@ -31,7 +28,7 @@ def work(args) -> None:
     if root is not None and not root.exists():
         if not study.dataset.source.startswith("torchvision:"):  # a folder the user names is never created
             raise FileNotFoundError(f"{args.params}: dataset {study.dataset.source!r}: the folder {root} does not exist "
-                                    f"({'dataset.source' if study.dataset.source.startswith('imagefolder:') else _FMNIST_HINT})")
+                                    f"({'dataset.source' if study.dataset.source.startswith('imagefolder:') else FASHION_MNIST_HINT})")
         root.mkdir(parents=True)  # torchvision downloads into it: the link follows what arrives
     link_inputs(args.out, inputs | {"dataset": root})
     local = sorted(name for name, path in inputs.items() if path)

@@ -25,13 +25,17 @@ import numpy as np
 from zooscope.config import DatasetSpec
 from zooscope.data.idx import read_idx
 
-__all__ = ["Dataset", "load_dataset", "dataset_root", "open_image", "SPLITS", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST"]
+__all__ = ["Dataset", "load_dataset", "dataset_root", "open_image", "SPLITS", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST",
+           "FASHION_MNIST_HINT"]
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 SPLITS = ("train", "calibration", "eval")
+#: Where Fashion-MNIST comes from, for every message about a folder that lacks it (the loader's, the inputs stage's).
+FASHION_MNIST_HINT = (f"Install Debian's package (apt-get install dataset-fashion-mnist, files land in {DEBIAN_FASHION_MNIST}), "
+                      "or set dataset.root (or $ZOOSCOPE_FASHION_MNIST) to a folder holding them")
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 
 
@@ -135,7 +139,7 @@ def _fashion_mnist(spec: DatasetSpec) -> Dataset:
         return None
 
     stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-    files = [find(s) for s in stems] if root.is_dir() else [None]
+    files = [find(s) for s in stems]
     if any(f is None for f in files):
         files = _download_fashion_mnist(root, stems)
     xtr, ytr, xte, yte = (_read_idx_cached(f) for f in files)
@@ -152,11 +156,7 @@ def _read_idx_cached(path: Path) -> np.ndarray:
 
 
 def _download_fashion_mnist(root: Path, stems: tuple[str, ...]) -> list[Path]:
-    hint = (
-        f"Fashion-MNIST IDX files not found under {root} (looked for {', '.join(stems)}, optionally .gz). "
-        "Install Debian's package (apt-get install dataset-fashion-mnist, files land in "
-        f"{DEBIAN_FASHION_MNIST}), or set dataset.root (or ZOOSCOPE_FASHION_MNIST) to a folder holding them"
-    )
+    hint = f"Fashion-MNIST IDX files not found under {root} (looked for {', '.join(stems)}, optionally .gz). {FASHION_MNIST_HINT}"
     if not root.is_dir():  # never create the folder a user named: a typo in dataset.root must stay visible
         raise FileNotFoundError(f"{hint}; {root} does not exist")
     fresh = not (root / "FashionMNIST").exists()

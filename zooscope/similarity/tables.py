@@ -56,12 +56,13 @@ class SimilarityTables:
 
 
 class _Embeddings:
-    """Memory-mapped ``<root>/<id>/<split>.npy`` files and their digests (each file hashed once per run,
-    though the scores, the concatenated probes and the mixes all key on it)."""
+    """Memory-mapped ``<root>/<id>/<split>.npy`` files, their digests (each file hashed once per run, though the
+    scores, the concatenated probes and the mixes all key on it) and whether each model's is constant."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._sha: dict[tuple[str, str], str] = {}
+        self._constant: dict[str, bool] = {}
 
     def load(self, mid: str, split: str) -> np.ndarray:
         return np.load(embedding_file(self.root / mid, split), mmap_mode="r")
@@ -74,6 +75,12 @@ class _Embeddings:
             if (mid, s) not in self._sha:
                 self._sha[mid, s] = sha256_file(embedding_file(self.root / mid, s))
         return digest(*(self._sha[mid, s] for s in splits))
+
+    def constant(self, mid: str) -> bool:
+        """Whether the model's eval embedding is the same for every sample (checked once per model)."""
+        if mid not in self._constant:
+            self._constant[mid] = is_constant(self.load(mid, "eval"))
+        return self._constant[mid]
 
 
 def _keys(emb: _Embeddings, pairs: list[Pair], splits: tuple[str, ...], *settings: Any) -> dict[Pair, str]:
@@ -98,7 +105,7 @@ def _knn(ids: Mapping[str, np.ndarray], emb: _Embeddings, a: str, b: str, settin
     """Mutual k-NN of a pair with its null; NaN (missing) when an embedding is the same for every sample, whose
     neighbour lists are then only the search's tie order."""
     scores = mutual_knn_scores(ids[a], ids[b], n_perm=settings.n_perm, seed=settings.seed)
-    if is_constant(emb.load(a, "eval")) or is_constant(emb.load(b, "eval")):
+    if emb.constant(a) or emb.constant(b):
         scores = dict.fromkeys(scores, float("nan"))
     return scores
 
