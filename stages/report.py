@@ -23,7 +23,8 @@ def work(args) -> None:
     data = load_report_data(study, model_metrics=args.model_metrics, study_metrics=args.study_metrics, pairs=args.pairs,
                             per_class=args.per_class, predictions=args.predictions,
                             thumbnails=study.report.thumbnails > 0, changes=compare_with(".", study.report.compare_to),
-                            mistakes=args.mistakes, mistakes_metrics=args.mistakes_metrics, per_group=args.per_group)
+                            mistakes=args.mistakes, mistakes_metrics=args.mistakes_metrics, per_group=args.per_group,
+                            mixes=args.feature_mixes)
     page = build_report(data)
     with atomic_path(args.out, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -40,6 +41,7 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", required=True, help="the per-pair table (parquet)")
     p.add_argument("--per-class", required=True, help="the per pair and class table (parquet)")
     p.add_argument("--per-group", help="the per pair and group of classes table (parquet, optional)")
+    p.add_argument("--feature-mixes", help="the similarity stage's feature-mix table (parquet, optional)")
     p.add_argument("--predictions", required=True, help="folder of <id>/eval.parquet")
     p.add_argument("--mistakes", help="the mistakes stage's folder (optional: adds the mistakes sections)")
     p.add_argument("--mistakes-metrics", help="the mistakes stage's metrics/mistakes.json (with --mistakes)")

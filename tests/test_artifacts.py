@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from zooscope.artifacts import embedding_file, load_embeddings, pair_matrix, unordered_pairs
+from zooscope.artifacts import Predictions, embedding_file, load_embeddings, pair_matrix, unordered_pairs
 
 
 def test_pair_matrix_of_an_unordered_table_is_symmetric_and_leaves_gaps_nan():
@@ -53,3 +53,13 @@ def test_link_inputs_links_local_files_notes_the_rest_and_drops_stale_links(tmp_
     assert not (folder / "models/a").exists() and not (folder / "dataset").exists()
     with pytest.raises(FileNotFoundError, match=r"models/c: .*nothing\.bin: not found"):
         link_inputs(folder, {"models/c": tmp_path / "nothing.bin"})
+
+
+def test_class_accuracy_hand_worked():
+    # labels 0 0 1 1 1 (no sample of class 2); model 0 right on 0, 2, 3; model 1 right on 1, 2, 3, 4
+    labels = np.array([0, 0, 1, 1, 1])
+    pred = np.array([[0, 1, 1, 1, 0], [2, 0, 1, 1, 1]])
+    preds = Predictions(("a", "b"), np.arange(5), labels, pred, ())
+    acc = preds.class_accuracy(num_classes=3)
+    np.testing.assert_allclose(acc[:, :2], [[1 / 2, 2 / 3], [1 / 2, 1.0]])
+    assert np.isnan(acc[:, 2]).all()

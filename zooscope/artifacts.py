@@ -216,6 +216,13 @@ class Predictions:
         """bool [n_models, n]."""
         return self.pred == self.labels
 
+    def class_accuracy(self, *, num_classes: int) -> np.ndarray:
+        """float [n_models, num_classes]: each model's accuracy on the samples of each class (nan: no sample)."""
+        support = np.bincount(self.labels, minlength=num_classes)
+        right = np.stack([np.bincount(self.labels, weights=c, minlength=num_classes) for c in self.correct])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return right / support
+
 
 def read_predictions(predictions_dir: str | Path, ids: Sequence[str], *, split: str = "eval") -> Predictions:
     """Read ``<predictions_dir>/<id>/eval.parquet`` (``calibration.parquet`` for that split) of each model and check

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from zooscope.models import TEMPERATURE_BOUNDS, at_bound, ece, fit_temperature, nll, softmax, topk
+from zooscope.models.calibration import reliability
 
 
 def _logits(n=2000, c=7, seed=0, scale=2.0):
@@ -155,3 +156,16 @@ def test_a_temperature_on_its_search_bound_is_reported():
     constant = np.tile([[5.0, 0.0, 0.0]], (200, 1))  # says class 0 for everything: no temperature fits
     t = fit_temperature(constant, labels)
     assert at_bound(t) and t == pytest.approx(TEMPERATURE_BOUNDS[1], rel=1e-3)
+
+
+def test_reliability_bins_hand_worked():
+    # confidences 0.9 (right), 0.8 (wrong), 0.4 (right), 0.45 (right) in 5 bins of width 0.2:
+    # (0.2, 0.4] holds 0.4; (0.4, 0.6] holds 0.45; (0.8, 1.0] holds 0.9; (0.6, 0.8] holds 0.8
+    probs = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.4, 0.3, 0.3], [0.3, 0.25, 0.45]])
+    labels = np.array([0, 0, 0, 2])
+    count, right, conf = reliability(probs, labels, bins=5)
+    np.testing.assert_array_equal(count, [0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(right, [0, 1, 1, 0, 1])
+    np.testing.assert_allclose(conf, [0, 0.4, 0.45, 0.8, 0.9])
+    # ECE of the same bins: (|1 - 0.4| + |1 - 0.45| + |0 - 0.8| + |1 - 0.9|) / 4
+    assert ece(probs, labels, bins=5) == pytest.approx((0.6 + 0.55 + 0.8 + 0.1) / 4)

@@ -70,9 +70,9 @@ def _per_class(preds: Predictions, pairs: list[Pair], ia: np.ndarray, ib: np.nda
     """Per (pair, class): who wins, and whether the ensemble is worse than the overall better member."""
     n_pairs, num_classes = class_ens_right.shape
     support = np.bincount(preds.labels, minlength=num_classes)
-    right = np.stack([np.bincount(preds.labels, weights=c, minlength=num_classes) for c in preds.correct])
+    acc = preds.class_accuracy(num_classes=num_classes)  # [n_models, C]
     with np.errstate(invalid="ignore", divide="ignore"):
-        acc, ens = right / support, class_ens_right / support  # [n_models, C], [n_pairs, C]
+        ens = class_ens_right / support  # [n_pairs, C]
     overall = preds.correct.mean(1)
     better = np.where(overall[ia] >= overall[ib], ia, ib)
     row_pair = np.repeat(np.arange(n_pairs), num_classes)

@@ -8,7 +8,7 @@ from scipy.special import log_softmax
 
 from zooscope._checks import as_labels
 
-__all__ = ["TEMPERATURE_BOUNDS", "fit_temperature", "at_bound", "softmax", "nll", "ece", "topk"]
+__all__ = ["TEMPERATURE_BOUNDS", "fit_temperature", "at_bound", "softmax", "nll", "reliability", "ece", "topk"]
 
 
 def _check(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,19 +52,32 @@ def softmax(logits: np.ndarray, *, temperature: float = 1.0) -> np.ndarray:
     return np.exp(log_softmax(np.asarray(logits, np.float64) / temperature, axis=1))
 
 
-def ece(probs: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:
-    """Expected calibration error with ``bins`` equal-width confidence bins (Guo et al. 2017).
+def reliability(probs: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reliability diagram's bins (Guo et al. 2017): per equal-width confidence bin b, holding the confidences
+    in ((b-1)/bins, b/bins] (confidence = max probability), the sample count and the sums of correctness and of
+    confidence.
 
-    ECE = sum_b |B_b| / n * |acc(B_b) - conf(B_b)|, confidence = max probability; bin b holds
-    confidences in ((b-1)/bins, b/bins].
+    Args:
+        probs: float [n, C]; labels: int [n].
+
+    Returns:
+        ``(count, correct_sum, confidence_sum)``, each float64 [bins]; a bin's accuracy is correct_sum / count.
     """
     probs = np.asarray(probs, np.float64)
     labels = np.asarray(labels, np.int64)
     conf = probs.max(1)
     correct = (probs.argmax(1) == labels).astype(np.float64)
     idx = np.clip(np.ceil(conf * bins).astype(np.int64) - 1, 0, bins - 1)
-    acc_sum = np.bincount(idx, weights=correct, minlength=bins)
-    conf_sum = np.bincount(idx, weights=conf, minlength=bins)
+    return (np.bincount(idx, minlength=bins).astype(np.float64), np.bincount(idx, weights=correct, minlength=bins),
+            np.bincount(idx, weights=conf, minlength=bins))
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> float:
+    """Expected calibration error with ``bins`` equal-width confidence bins (Guo et al. 2017).
+
+    ECE = sum_b |B_b| / n * |acc(B_b) - conf(B_b)| over the bins of :func:`reliability`.
+    """
+    _, acc_sum, conf_sum = reliability(probs, labels, bins=bins)
     return float(np.abs(acc_sum - conf_sum).sum() / max(len(labels), 1))
 
 

@@ -19,8 +19,8 @@ from zooscope.report.mistake_sections import mistake_sections
 from zooscope.report.provenance import provenance
 from zooscope.report.page import Html, Section, render_page
 from zooscope.report.pair_sections import complementary_section, consensus_errors_section, heatmap_sections, pairs_section
-from zooscope.report.study_sections import (categories_section, ensembles_section, image_split_section, models_section,
-                                            summary_section)
+from zooscope.report.study_sections import (calibration_section, categories_section, ensembles_section,
+                                            image_split_section, models_section, specialisation_section, summary_section)
 
 __all__ = ["BUILDERS", "Section", "Html", "ReportData", "SectionBuilder", "build_sections", "build_report",
            "load_report_data"]
@@ -29,8 +29,8 @@ SectionBuilder = Callable[[ReportData], list[Section]]
 
 #: The report's section builders, in page order.
 BUILDERS: tuple[SectionBuilder, ...] = (
-    summary_section, changes_section, categories_section, models_section, ensembles_section, image_split_section,
-    heatmap_sections, pairs_section,
+    summary_section, changes_section, categories_section, models_section, calibration_section, ensembles_section,
+    image_split_section, heatmap_sections, pairs_section, specialisation_section,
     complementary_section, consensus_errors_section, mistake_sections,
 )
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from zooscope.artifacts import (ADVERSARIAL_IMAGES, PREDICTIONS, Predictions, pair_matrix, read_mistakes,
+from zooscope.artifacts import (ADVERSARIAL_IMAGES, PREDICTIONS, PROBS, Predictions, pair_matrix, read_mistakes,
                                 read_predictions)
 from zooscope.config import Study
 from zooscope.data.datasets import SPLITS
@@ -79,6 +79,9 @@ class ReportData:
         artifacts: name -> the path each input was read from (what sections cite).
         changes: the comparison with an earlier revision (:class:`zooscope.diff.StudyDiff`), if any.
         mistakes: the mistakes stage's outputs, when the report is built with them.
+        mixes: ``artifacts/feature_mixes.parquet`` (probe accuracy per pair and share of features), when given.
+        reliability: model -> its eval reliability bins (:func:`zooscope.models.calibration.reliability` of the
+            temperature-scaled probabilities, ``predict.ece_bins`` bins).
     """
 
     study: Study
@@ -94,6 +97,8 @@ class ReportData:
     changes: Any = None
     mistakes: MistakesData | None = None
     per_group: pl.DataFrame | None = None
+    mixes: pl.DataFrame | None = None
+    reliability: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def source(self, *names: str) -> tuple[str, ...]:
         """The paths of the named artifacts (for a section's ``sources``)."""
@@ -110,10 +115,12 @@ def model_order(models: pl.DataFrame) -> list[str]:
 def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: str | Path, pairs: str | Path,
                      per_class: str | Path, predictions: str | Path, thumbnails: bool = True,
                      changes: Any = None, mistakes: str | Path | None = None,
-                     mistakes_metrics: str | Path | None = None, per_group: str | Path | None = None) -> ReportData:
+                     mistakes_metrics: str | Path | None = None, per_group: str | Path | None = None,
+                     mixes: str | Path | None = None) -> ReportData:
     """Read the report's inputs. With ``thumbnails``, the dataset is loaded for its images and class
     names (``zooscope.data.datasets``); otherwise class names are the label numbers. ``mistakes`` (the
-    mistakes stage's folder) and ``mistakes_metrics`` (its metrics file) add the mistakes sections."""
+    mistakes stage's folder) and ``mistakes_metrics`` (its metrics file) add the mistakes sections; ``per_group`` and
+    ``mixes`` (the similarity stage's feature mixes) add their figures."""
     ids = list(study.models)
     preds = read_predictions(predictions, ids)
     classes: tuple[str, ...]
@@ -131,18 +138,24 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
         classes = tuple(str(c) for c in range(int(preds.labels.max()) + 1))
     artifacts = {"model_metrics": f"{model_metrics}/<model>.json", "study_metrics": str(study_metrics),
                  "pairs": str(pairs), "per_class": str(per_class), "predictions": f"{predictions}/<model>/{PREDICTIONS}",
-                 "dataset": f"dataset {study.dataset.source}"}
+                 "probs": f"{predictions}/<model>/{PROBS}",
+                 "dataset": f"dataset {study.dataset.source}", "mixes": str(mixes)}
     if (mistakes is None) != (mistakes_metrics is None):
         raise ValueError("give both the mistakes folder and its metrics file, or neither")
     loaded = None
     if mistakes is not None:
         artifacts |= {"mistakes": str(mistakes), "mistakes_metrics": str(mistakes_metrics)}
         loaded = load_mistakes(mistakes, mistakes_metrics)
+    from zooscope.models.calibration import reliability
+
+    bins = {mid: reliability(np.load(path), preds.labels, bins=study.predict.ece_bins)
+            for mid, path in zip(preds.models, preds.probs)}
     return ReportData(study=study, models=model_table(study, metrics_dir=model_metrics),
                       study_metrics=read_json(study_metrics), pairs=pl.read_parquet(pairs),
                       per_class=pl.read_parquet(per_class), predictions=preds, classes=classes,
                       split_sizes=split_sizes, images=images, artifacts=artifacts, changes=changes,
-                      mistakes=loaded, per_group=pl.read_parquet(per_group) if per_group is not None else None)
+                      mistakes=loaded, per_group=pl.read_parquet(per_group) if per_group is not None else None,
+                      mixes=pl.read_parquet(mixes) if mixes is not None else None, reliability=bins)
 
 
 @dataclass(frozen=True)

@@ -65,15 +65,14 @@ def transfer_view(transfer: pl.DataFrame, correlation: dict | None = None) -> di
     """The adversarial transfer matrix and the error-consistency matrix of the same pairs.
 
     Returns:
-        ``{models, transfer: float [M, M] (accuracy of target column on examples crafted on source row;
-        the diagonal is each model's own robust accuracy), kappa: float [M, M] (nan diagonal), attack, eps,
-        correlation: {pearson, spearman, n, pearson_partial, spearman_partial} of the transfer rate with kappa
-        (when given)}``.
+        ``{models, transfer: float [M, M] (transfer rate from the source row to the target column; nan diagonal),
+        kappa: float [M, M] (nan diagonal), attack, eps, correlation: {pearson, spearman, n, pearson_partial,
+        spearman_partial} of the transfer rate with kappa (when given)}``.
     """
     models = list(dict.fromkeys(transfer["source"].to_list()))
     view = {name: pair_matrix(transfer, models, name, rows="source", cols="target", symmetric=False)
-            for name in ("accuracy", "kappa")}
-    out = {"models": models, "transfer": view["accuracy"], "kappa": view["kappa"], "attack": transfer["attack"][0],
+            for name in ("transfer_rate", "kappa")}
+    out = {"models": models, "transfer": view["transfer_rate"], "kappa": view["kappa"], "attack": transfer["attack"][0],
            "eps": transfer["eps"][0]}
     if correlation is not None:
         out["correlation"] = correlation
@@ -180,12 +179,16 @@ def _transfer(data: ReportData, mis: MistakesData) -> Section:
     groups = dict(data.models.select("model", "category").rows())
     group_of = [groups[m] for m in order]
     transfer = got["transfer"][np.ix_(idx, idx)]
-    kappa = got["kappa"][np.ix_(idx, idx)]
     attack = f"{got['attack'].upper()} ε={got['eps']:g}"
-    t_fig = figures.heatmap(transfer, order, group_of, label=f"accuracy of the target (column) under {attack} "
-                                                             "examples crafted on the source (row)",
-                            vmin=0.0, vmax=1.0, cmap="magma")
-    k_fig = figures.heatmap(kappa, order, group_of, label="error consistency (kappa)", cmap="magma")
+    t_scale = figures.Scale.spanning(transfer, label="transfer rate: brighter = more of the source's examples also "
+                                                     "fool the target", cmap="magma")
+    t_fig = figures.heatmap(transfer, order, group_of, scale=t_scale)
+    category = {frozenset(ab): c for *ab, c in data.pairs.select("model_a", "model_b", "category").rows()}
+    off = [(i, j) for i in range(len(order)) for j in range(len(order)) if i != j]
+    rate = np.array([transfer[i, j] for i, j in off])
+    k_fig = figures.category_scatter(np.array([got["kappa"][idx[i], idx[j]] for i, j in off]), rate,
+                                     [category[frozenset((order[i], order[j]))] for i, j in off],
+                                     xlabel="error consistency (kappa) on clean eval data", ylabel="transfer rate")
     corr = got.get("correlation") or {}
     rho, partial = corr.get("spearman"), corr.get("spearman_partial")
     held = f", {partial:+.2f} with both models' accuracies held fixed" if partial is not None else ""
@@ -195,13 +198,32 @@ def _transfer(data: ReportData, mis: MistakesData) -> Section:
             "source, the share that also fools the target."
             if rho is not None else "Too few pairs to relate transfer to error consistency.")
     body = join([tag("p", text), tag("div",
-                 tag("figure", t_fig, tag("figcaption", f"Adversarial transfer ({attack}, L∞ on [0, 1] pixels; "
-                                                        "the diagonal is each model's own robust accuracy).")),
-                 tag("figure", k_fig, tag("figcaption", "Error consistency of the same pairs on clean eval data.")),
+                 tag("figure", t_fig, tag("figcaption", f"Adversarial transfer rate ({attack}, L∞ on [0, 1] pixels), "
+                                                        "from the source (row) to the target (column).")),
+                 tag("figure", k_fig, tag("figcaption", "The transfer rate of every ordered pair against the pair's "
+                                                        "error consistency, coloured by category.")),
                  class_="figs" if len(order) <= 10 else "stack")])
     return Section("adversarial-transfer", "Adversarial transfer and error consistency",
                    (*mis.source("transfer"), mis.metrics_path), body,
                    "Do adversarial examples fool the models that share the source's mistakes?")
+
+
+def _robustness(data: ReportData, mis: MistakesData) -> Section:
+    """Accuracy under attack against the budget, one panel per attack, one line per model."""
+    robust = mis.tables["robustness"]
+    group_of = dict(data.models.select("model", "category").rows())
+    panels = {}
+    for attack in sorted(set(robust["attack"].to_list())):
+        sub = robust.filter(pl.col("attack") == attack).sort("eps")
+        panels[attack.upper()] = {m: (frame["eps"].to_numpy(), 100 * frame["accuracy"].to_numpy())
+                                  for (m,), frame in sub.group_by(["model"], maintain_order=True)}
+    fig = figures.line_panels(panels, group_of=group_of, xlabel="ε (L∞ on [0, 1] pixels)", ylabel="accuracy under attack (%)")
+    eps = ", ".join(f"{e:g}" for e in data.study.mistakes.eps)
+    return Section("robustness", "Robustness against the attack budget", mis.source("robustness"),
+                   tag("figure", fig, tag("figcaption", f"Accuracy of every model on {mis.metrics['attack_subset']} "
+                                                        f"attacked eval samples at ε = 0 and {eps}, coloured by "
+                                                        "category.")),
+                   "White-box FGSM and PGD against each model (Stock & Cisse 2018).")
 
 
 def _image(pixels: np.ndarray):
@@ -242,8 +264,8 @@ def mistake_sections(data: ReportData) -> list[Section]:
     mis = data.mistakes
     if mis is None:
         return []
-    sections = [_taxonomy(data, mis), _transfer(data, mis)]
+    sections = [_taxonomy(data, mis), _robustness(data, mis), _transfer(data, mis)]
     if data.images is not None:
-        sections[1:1] = [_consensus(data, mis), _criticism(data, mis)]
+        sections[2:2] = [_consensus(data, mis), _criticism(data, mis)]
         sections.append(_adversarial(data, mis))
     return sections

@@ -136,7 +136,8 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 table.sortable th{cursor:pointer;user-select:none}
 table.sortable th:hover{background:#e6ebf0}
 th.asc::after{content:" ▲";font-size:10px}th.desc::after{content:" ▼";font-size:10px}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto}.scroll.tall{max-height:560px;overflow-y:auto}
+.scroll.tall thead th{position:sticky;top:0;z-index:1}
 .findings{margin:6px 0;padding-left:18px}
 .findings li{margin:3px 0;font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12.5px}
 .warnings{margin:6px 0;padding:8px 10px 8px 28px;border-left:4px solid #d98e04;background:#fff7e6}

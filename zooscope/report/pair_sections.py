@@ -20,28 +20,92 @@ __all__ = ["heatmap_sections", "pairs_section", "complementary_section", "consen
 _THUMB_PX = 72
 
 
+#: What the colour of each per-pair quantity shows, and its colour map: one scale per quantity on the page.
+_SCALES = {"kappa": ("error consistency (kappa): brighter = more of the same mistakes", "magma"),
+           "cka_debiased": ("debiased linear CKA: brighter = more similar representations", "viridis"),
+           "mutual_knn": ("mutual k-NN alignment: brighter = more shared neighbours", "viridis")}
+
+
+def _pair_scale(data: ReportData, column: str) -> figures.Scale:
+    """The colour scale of a per-pair quantity, spanning its values over every pair of the study (so each heatmap of
+    the page that shows it uses the same colours)."""
+    label, cmap = _SCALES[column]
+    return figures.Scale.spanning(data.pairs[column].to_numpy(), label=label, cmap=cmap)
+
+
 def heatmap_sections(data: ReportData) -> list[Section]:
     order = model_order(data.models)
     groups = dict(data.models.select("model", "category").rows())
     group_of = [groups[m] for m in order]
-    kappa = figures.heatmap(pair_matrix(data.pairs, order, "kappa", diagonal=1.0), order, group_of, label="error consistency (kappa)",
-                            vmin=min(0.0, float(np.nanmin(data.pairs["kappa"].to_numpy()))), vmax=1.0, cmap="magma")
-    cka = figures.heatmap(pair_matrix(data.pairs, order, "cka_debiased", diagonal=1.0), order, group_of, label="debiased linear CKA",
-                          vmin=0.0, vmax=1.0)
-    knn = figures.heatmap(pair_matrix(data.pairs, order, "mutual_knn", diagonal=1.0), order, group_of,
-                          label=f"mutual k-NN alignment (k={data.study.similarity.knn_k})", vmin=0.0, vmax=1.0)
+
+    def draw(column: str) -> Html:
+        return figures.heatmap(pair_matrix(data.pairs, order, column), order, group_of, scale=_pair_scale(data, column))
+
     order_note = ("Rows and columns are ordered by each model's category relative to the base model "
                   f"({data.study.base} first, then reinit, hyperparameters, architecture, framework, dataset); white lines "
-                  "separate the groups.")
+                  "separate the groups; the diagonal (a model with itself) is grey. The colour spans the values of the "
+                  "pairs, not 0 to 1.")
     errors = Section("error-consistency", "Error consistency of every pair", data.source("pairs"),
-                     tag("figure", kappa, tag("figcaption", "Cohen's kappa of the two models' correct/incorrect indicators "
-                                                            "(1: the same mistakes; 0: as related as chance). " + order_note)))
-    similarity = Section("similarity", "Representation similarity (CKA and mutual k-NN)", data.source("pairs"), tag(
-        "div", tag("figure", cka, tag("figcaption", "Debiased linear CKA of the eval embeddings (Kornblith et al. 2019).")),
-        tag("figure", knn, tag("figcaption", "Mutual k-NN alignment (Huh et al. 2024): the share of nearest neighbours two "
-                                             "embeddings have in common. " + order_note)),
-        class_="figs" if len(order) <= 10 else "stack"))  # a larger zoo: one heatmap per row, so names stay legible
-    return [errors, similarity]
+                     tag("figure", draw("kappa"), tag("figcaption", "Cohen's kappa of the two models' correct/incorrect "
+                                                                    "indicators (1: the same mistakes; 0: as related as "
+                                                                    "chance). " + order_note)))
+    kappa, cka = data.pairs["kappa"].to_numpy(), data.pairs["cka_debiased"].to_numpy()
+    scatter = figures.category_scatter(cka, kappa, data.pairs["category"].to_list(), xlabel="debiased linear CKA",
+                                       ylabel="error consistency (kappa)")
+    ok = np.isfinite(kappa) & np.isfinite(cka)
+    rho = _spearman(cka[ok], kappa[ok]) if ok.sum() >= 3 else float("nan")
+    similarity = Section("similarity", "Representation similarity (CKA and mutual k-NN)", data.source("pairs"), join([tag(
+        "div", tag("figure", draw("cka_debiased"), tag("figcaption", "Debiased linear CKA of the eval embeddings "
+                                                                     "(Kornblith et al. 2019).")),
+        tag("figure", draw("mutual_knn"), tag("figcaption", f"Mutual k-NN alignment (Huh et al. 2024, "
+                                                            f"k={data.study.similarity.knn_k}): the share of nearest "
+                                                            "neighbours two embeddings have in common. " + order_note)),
+        class_="figs" if len(order) <= 10 else "stack"),  # a larger zoo: one heatmap per row, so names stay legible
+        tag("figure", scatter, tag("figcaption", f"Does representation similarity predict error consistency? One point "
+                                                 f"per pair, coloured by category; Spearman rho {rho:+.2f} over "
+                                                 f"{int(ok.sum())} pairs (grey: least-squares line)."))]))
+    return [errors, similarity, *_overlap_section(data)]
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y).statistic)
+
+
+def _overlap_section(data: ReportData) -> list[Section]:
+    """The concatenated-probe gains and the feature-mix curves (docs/science.md, overlapping features)."""
+    rows = data.pairs.drop_nulls("concat_probe_acc") if "concat_probe_acc" in data.pairs.columns else data.pairs.clear()
+    if not len(rows):
+        return []
+    best = np.maximum(rows["probe_acc_a"].to_numpy(), rows["probe_acc_b"].to_numpy())
+    names = [f"{a} + {b}" for a, b in rows.select("model_a", "model_b").rows()]
+    gain = 100 * rows["concat_gain"].to_numpy()
+    scatter = figures.category_scatter(rows["cka_debiased"].to_numpy(), gain, rows["category"].to_list(),
+                                       xlabel="debiased linear CKA", ylabel="concatenated probe minus the better probe (points)",
+                                       names=names, labelled=[int(np.argmax(gain))], hline=0.0)
+    parts = [tag("figure", scatter, tag("figcaption", f"{len(rows)} pairs: a linear probe on both embeddings side by side "
+                                                      "against the better single probe (labelled: the largest gain). "
+                                                      f"Mean gain {gain.mean():+.2f} points; better single probe "
+                                                      f"{100 * best.mean():.2f}% on average."))]
+    if data.mixes is not None and len(data.mixes):
+        lines = {}
+        group_of = {}
+        for (a, b, cat), frame in data.mixes.group_by(["model_a", "model_b", "category"], maintain_order=True):
+            frame = frame.sort("share_a")
+            lines[f"{a} + {b}"] = (frame["share_a"].to_numpy(), 100 * frame["probe_acc"].to_numpy())
+            group_of[f"{a} + {b}"] = cat
+        dims = ", ".join(str(d) for d in data.mixes["dim"].unique().sort().to_list())
+        fig = figures.line_panels({"probe on a fixed budget of features": lines}, group_of=group_of,
+                                  xlabel="share of the features taken from the first model", ylabel="probe accuracy (%)")
+        parts.append(tag("figure", fig, tag("figcaption", f"Feature mixes: a probe on {dims} features, a share from the "
+                                                          "first model and the rest from the second ("
+                                                          + "; ".join(lines) + "). A mix above both ends means "
+                                                          "neither model's features contain the other's.")))
+    return [Section("overlap", "Overlapping features: concatenated probes and feature mixes",
+                    data.source("pairs", "mixes"), tag("div", join(parts), class_="figs"),
+                    "Do two models' embeddings hold information the other lacks? A probe on both at once, and on a "
+                    "fixed budget split between them.")]
 
 
 def most_complementary(data: ReportData) -> dict:
@@ -118,26 +182,38 @@ def complementary_section(data: ReportData) -> list[Section]:
 
 
 def consensus_errors_section(data: ReportData) -> list[Section]:
+    """The eval samples every model gets wrong. With the mistakes stage's consensus errors (most of the zoo agreeing on
+    one wrong class, shown in their own section), only the others: every model wrong and in disagreement, the most
+    disagreement first (hard or ambiguous images rather than candidate label errors)."""
     if data.images is None:
         return []
     pred, labels, cls = data.predictions.pred, data.predictions.labels, data.classes
     wrong = np.flatnonzero((pred != labels).all(0))
     k = data.study.report.thumbnails
+    agreement = np.array([np.unique(pred[:, i], return_counts=True)[1].max() for i in wrong], dtype=np.int64)
 
     def caption(i: int) -> list[str]:
         values, counts = np.unique(pred[:, i], return_counts=True)
-        top = values[counts.argmax()]
-        return [f"label {cls[labels[i]]}", f"most say {cls[top]} ({counts.max()}/{len(pred)})"]
+        return [f"label {cls[labels[i]]}", f"most say {cls[values[counts.argmax()]]} ({counts.max()}/{len(pred)})",
+                f"{len(values)} different answers"]
 
-    # the most agreed-upon mistakes first: candidate label errors or genuinely ambiguous images
-    agreement = np.array([np.unique(pred[:, i], return_counts=True)[1].max() for i in wrong]) if len(wrong) else np.array([])
-    ranked = wrong[np.argsort(-agreement, kind="stable")][:k]
+    n, total = len(labels), len(wrong)
+    if data.mistakes is not None:
+        consensus = np.isin(data.predictions.sample_ids[wrong], data.mistakes.tables["consensus"]["sample_id"].to_numpy())
+        wrong, agreement = wrong[~consensus], agreement[~consensus]
+        ranked = wrong[np.argsort(agreement, kind="stable")][:k]  # the most disagreement first
+        what = (f"{total} of {n:,} eval samples ({100 * total / n:.2f}%) are misclassified by all {len(pred)} models; "
+                f"{len(wrong)} of them are not consensus errors (the zoo disagrees on the answer). Shown: up to {k} of "
+                "those, the most disagreement first.")
+        sources = (*data.source("predictions", "dataset"), *data.mistakes.source("consensus"))
+    else:  # the most agreed-upon mistakes first: candidate label errors or genuinely ambiguous images
+        ranked = wrong[np.argsort(-agreement, kind="stable")][:k]
+        what = (f"{total} of {n:,} eval samples ({100 * total / n:.2f}%) are misclassified by all {len(pred)} models; "
+                f"shown: up to {k}, those where the most models agree on the wrong class first.")
+        sources = data.source("predictions", "dataset")
     body = (_grid(data, ranked, caption) if len(ranked)
-            else tag("p", "No eval sample is misclassified by every model.", class_="note"))
-    n = len(labels)
-    return [Section("all-wrong", "Samples every model gets wrong", data.source("predictions", "dataset"), body,
-                    f"{len(wrong)} of {n:,} eval samples ({100 * len(wrong) / n:.2f}%) are misclassified by all "
-                    f"{len(pred)} models; shown: up to {k}, those where the most models agree on the wrong class first.")]
+            else tag("p", "No such eval sample.", class_="note"))
+    return [Section("all-wrong", "Samples every model gets wrong", sources, body, what)]
 
 
 #: A larger zoo's pair table lists the pairs whose ensembles gain most on calibration, up to this many.
@@ -176,6 +252,6 @@ def pairs_section(data: ReportData) -> list[Section]:
     note = ("" if len(data.pairs) <= _PAIR_ROWS
             else f" Shown: the {_PAIR_ROWS} of {len(data.pairs)} pairs whose ensembles gain most on calibration.")
     return [Section("pairs", "Every pair", data.source("pairs"),
-                    tag("div", table(shown, _PAIR_COLUMNS, sortable=True), class_="scroll"),
+                    tag("div", table(shown, _PAIR_COLUMNS, sortable=True), class_="scroll tall"),
                     "Kappa with the range its two accuracies allow, representation similarity against its permutation "
                     "null, and the specialisation angle. Click a column header to sort." + note)]

@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from zooscope.report import figures
-from zooscope.report.data import ReportData
+from zooscope.report.data import ReportData, model_order
 from zooscope.report.page import Column, Html, Section, join, tag, table
 from zooscope.summary import category_rows, study_facts
 from zooscope.vocab import SUBSETS
 
-__all__ = ["summary_section", "models_section", "categories_section", "ensembles_section", "image_split_section", "pct",
+__all__ = ["summary_section", "models_section", "categories_section", "ensembles_section", "calibration_section",
+           "specialisation_section", "image_split_section", "pct",
            "num"]
 
 
@@ -83,8 +84,8 @@ def _three(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _signed4(value: float) -> str:
-    return f"{value:+.4f}"
+def _points(value: float) -> str:
+    return f"{100 * value:+.2f}"
 
 
 def categories_section(data: ReportData) -> list[Section]:
@@ -94,23 +95,53 @@ def categories_section(data: ReportData) -> list[Section]:
                Column("models", "models", str, True, "distinct models in the category's pairs"),
                Column("kappa", f"kappa {ci}", lambda v: v, True),
                Column("error_inconsistency", f"error inconsistency {ci}", lambda v: v, True),
-               Column("gain", f"ensemble gain {ci}", lambda v: v, True), Column("cka_debiased", "CKA (debiased)", num, True),
-               Column("mutual_knn", "mutual k-NN", num, True)]
+               Column("gain", f"ensemble gain, points {ci}", lambda v: v, True),
+               Column("cka_debiased", "CKA (debiased)", num, True), Column("mutual_knn", "mutual k-NN", num, True)]
     parts = []
     for subset, (_, label) in SUBSETS.items():
         subset_rows = [r for r in rows if r["subset"] == subset]
         shown = [r | {"kappa": _interval("kappa", _three)(r), "error_inconsistency": _interval("error_inconsistency", _three)(r),
-                      "gain": _interval("gain", _signed4)(r)} for r in subset_rows]
+                      "gain": _interval("gain", _points)(r)} for r in subset_rows]
         parts.append(table(shown, columns, caption=label) if shown else tag("p", f"{label}: none", class_="note"))
-    figure = tag("figure", figures.category_bars(rows) if rows else Html(""), tag(
-        "figcaption", "Error consistency (Cohen's kappa) by methodology category with 95% bootstrap intervals: solid bars "
-                      "over all pairs, hatched over accuracy-matched pairs. The paper's headline: the further apart two "
-                      "training methodologies, the less their errors agree."))
-    body = join([figure, tag("div", join(parts), class_="scroll")])
-    return [Section("categories", "Agreement by methodology category", data.source("study_metrics"), body,
+    figs = []
+    if rows:
+        figs.append(tag("figure", figures.category_intervals(
+            rows, stats=(("kappa", "error consistency (Cohen's kappa)", 1.0),
+                         ("gain", "ensemble gain over the better member (points)", 100.0))), tag(
+            "figcaption", "Mean kappa and ensemble gain per methodology category (dots: all pairs; diamonds: "
+                          "accuracy-matched pairs), with the 95% interval over eval images (thick) and over models and "
+                          "images (thin). The paper's finding: the further apart two training methodologies, the less "
+                          "their errors agree and the more their ensemble gains. The axes span the intervals, not zero.")))
+    figs.append(_accuracy_vs_base(data))
+    body = join([*figs, tag("div", join(parts), class_="scroll")])
+    return [Section("categories", "Agreement by methodology category", data.source("study_metrics", "pairs"), body,
                     "Means over the pairs of each category. The first interval resamples the eval images (these models); "
                     "the second also redraws the zoo's models (models made this way), and is wide where a category rests "
                     "on few models.")]
+
+
+def _accuracy_vs_base(data: ReportData) -> Html:
+    """The paper's scatter: each model's accuracy against its error consistency with the base model."""
+    base = data.study.base
+    pairs = data.pairs.filter((data.pairs["model_a"] == base) | (data.pairs["model_b"] == base))
+    kappa = {(b if a == base else a): k for a, b, k in pairs.select("model_a", "model_b", "kappa").rows()}
+    rows = [r for r in data.models.iter_rows(named=True) if r["model"] in kappa and r["top1"] is not None]
+    base_acc = data.models.filter(data.models["model"] == base)["top1"].item()
+    x = np.array([kappa[r["model"]] for r in rows])
+    # label the model of each category that errs least like the base, and the least accurate one
+    least_like: dict[str, int] = {}
+    for i, r in enumerate(rows):
+        if x[i] < x[least_like.get(r["category"], i)] or r["category"] not in least_like:
+            least_like[r["category"]] = i
+    labelled = sorted({*least_like.values(), int(np.argmin([r["top1"] for r in rows]))}) if rows else []
+    fig = figures.category_scatter(x, np.array([100 * r["top1"] for r in rows]), [r["category"] for r in rows],
+                                   xlabel=f"error consistency with {base} (kappa)", ylabel="eval top-1 accuracy (%)",
+                                   names=[r["model"] for r in rows], labelled=labelled, hline=100 * base_acc)
+    return tag("figure", fig, tag("figcaption", f"Every model's accuracy against its error consistency with the base "
+                                                f"model {base} (dashed: the base's accuracy), coloured by category; "
+                                                "labelled: the model of each category least like the base, and the "
+                                                "least accurate. Do the models that err differently from the base pay "
+                                                "for it in accuracy?"))
 
 
 def ensembles_section(data: ReportData) -> list[Section]:
@@ -118,7 +149,11 @@ def ensembles_section(data: ReportData) -> list[Section]:
     matched = pairs.filter(pairs["matched"])
     subset = matched if len(matched) else pairs
     names = [f"{a} + {b}" for a, b in subset.select("model_a", "model_b").rows()]
-    scatter = figures.gain_vs_kappa(subset["kappa"].to_numpy(), subset["gain"].to_numpy(), subset["category"].to_list(), names)
+    gain = subset["gain"].to_numpy()
+    scatter = figures.category_scatter(subset["kappa"].to_numpy(), 100 * gain, subset["category"].to_list(),
+                                       xlabel="error consistency (kappa)",
+                                       ylabel="ensemble gain over the better member (points)", names=names,
+                                       labelled=[int(np.argmax(gain))] if len(gain) else (), hline=0.0)
     greedy = [data.study_metrics["greedy"][f"size_{k}"] for k in range(1, len(data.study_metrics.get("greedy", {})) + 1)]
     best_single = float(np.nanmax(data.models["top1"].to_numpy()))
     curve = figures.greedy_curve([g["accuracy"] for g in greedy], [g["added"] for g in greedy], best_single=best_single)
@@ -126,7 +161,7 @@ def ensembles_section(data: ReportData) -> list[Section]:
     figs = tag("div", tag("figure", scatter, tag("figcaption", f"Ensemble gain against kappa, {which}; the pair with the "
                                                                  "highest gain is labelled.")),
                tag("figure", curve, tag("figcaption", "Greedy forward selection: accuracy of the ensemble against its size, "
-                                                      "each point labelled with the model it adds; dashed: the best single model.")),
+                                                      "the model each step adds under the axis; dashed: the best single model.")),
                class_="figs")
     partners = [{"model": m, **v} for m, v in data.study_metrics.get("best_partner", {}).items()]
     cols = [Column("model", "strong model"), Column("accuracy", "its top-1 %", pct, True), Column("partner", "best partner"),
@@ -137,6 +172,45 @@ def ensembles_section(data: ReportData) -> list[Section]:
                  tag("div", table(partners, cols, sortable=True), class_="scroll")])
     return [Section("ensembles", "Ensembles", data.source("pairs", "study_metrics"), body,
                     "Two-model ensembles average temperature-scaled probabilities; gain is over the better member.")]
+
+
+def calibration_section(data: ReportData) -> list[Section]:
+    """Reliability diagrams: how well each model's temperature-scaled confidence matches its accuracy."""
+    if not data.reliability:
+        return []
+    group_of = dict(data.models.select("model", "category").rows())
+    curves = {m: data.reliability[m] for m in model_order(data.models) if m in data.reliability}
+    ece = dict(data.models.select("model", "ece").rows())
+    titles = {m: f"{m}\nECE {ece[m]:.3f}" if ece.get(m) is not None else m for m in curves}
+    fig = figures.reliability_grid(curves, group_of=group_of, titles=titles)
+    return [Section("calibration", "Calibration", data.source("probs", "model_metrics"),
+                    tag("figure", fig, tag("figcaption", "Per model, the eval accuracy of the samples in each confidence "
+                                                         f"bin ({data.study.predict.ece_bins} equal-width bins) against "
+                                                         "the dashed diagonal of perfect calibration; bars below it are "
+                                                         "over-confident. ECE as in the models table.")),
+                    "Reliability diagrams (Guo et al. 2017) of the temperature-scaled probabilities that the ensembles "
+                    "average.")]
+
+
+def specialisation_section(data: ReportData) -> list[Section]:
+    """Per-class accuracy of every model against the zoo's mean: which model is better where."""
+    order = model_order(data.models)
+    index = [data.predictions.models.index(m) for m in order]
+    acc = data.predictions.class_accuracy(num_classes=len(data.classes))[index]  # [models, classes]
+    present = np.flatnonzero(np.isfinite(acc).all(0))  # classes with eval samples
+    acc = acc[:, present]
+    delta = 100 * (acc - acc.mean(0, keepdims=True))
+    fig = figures.class_heatmap(delta, order, [data.classes[c] for c in present],
+                                label="per-class accuracy minus the zoo's mean (points): blue = better")
+    best = {data.classes[c]: order[int(np.argmax(acc[:, j]))] for j, c in enumerate(present)}
+    text = "Best per class: " + "; ".join(f"{c}: {m}" for c, m in best.items()) + "."
+    return [Section("specialisation", "Per-class specialisation across the zoo", data.source("predictions"),
+                    join([tag("figure", fig, tag("figcaption", "Rows: models by category relative to the base; columns: "
+                                                               "classes. Each cell: the model's eval accuracy on that "
+                                                               "class minus the mean over the zoo.")),
+                          tag("p", text, class_="note")]),
+                    "Where a model is better or worse than the others, class by class: the raw material of "
+                    "complementary ensembles.")]
 
 
 def image_split_section(data: ReportData) -> list[Section]:
