@@ -107,18 +107,19 @@ def test_study_metrics_layout_is_json_and_dvc_friendly():
     assert metrics["categories"] == tables["all"] and metrics["categories_matched"] == tables["matched"]
     assert metrics["categories_without_weak"] == tables["strong"] and metrics["lint"] == ["a warning"]
     assert metrics["greedy"] == {"size_1": {"accuracy": 0.9, "added": "a"}, "size_2": {"accuracy": 0.92, "added": "c"}}
-    assert metrics["finding"] == metrics["findings"][0] and metrics["findings"][2].startswith("gain, accuracy-matched")
+    assert metrics["finding"] == metrics["findings"][0] and metrics["findings"][2].startswith("gain (points), accuracy-matched")
     assert metrics["pair_classes_hurt"] == 0.5 and metrics["matched_pairs"] == 2
     json.dumps(metrics, allow_nan=False)
 
 
-def test_finding_lines_write_small_rates_with_enough_places():
+def test_finding_lines_write_gains_in_points_and_small_rates_with_enough_places():
     frame, draws = _study()
     gain = finding(frame, draws, _zoo(frame), stat="gain")
     ei = finding(frame, draws, _zoo(frame), stat="error_inconsistency")
-    assert gain.startswith("gain, accuracy-matched pairs (95% CI over images; over models and images): ")
-    number = gain.split(": ", 1)[1].split(" ")[1]
-    assert len(number.split(".")[1]) == 4 and number[0] in "+-"
+    assert gain.startswith("gain (points), accuracy-matched pairs (95% CI over images; over models and images): ")
+    category, number = gain.split(": ", 1)[1].split(" ")[:2]
+    matched = frame.filter(frame["matched"] & (frame["category"] == category))
+    assert number == f"{100 * matched['gain'].mean():+.2f}"
     assert len(ei.split(": ", 1)[1].split(" ")[1].split(".")[1]) == 3
 
 

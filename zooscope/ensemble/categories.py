@@ -43,7 +43,9 @@ PAIRS_COLUMNS = (
 )
 #: How the finding lines write each statistic: kappa to 2 places, the rates (error inconsistency, ensemble
 #: gain: small fractions of the samples) to 3 and 4, the gain signed.
-_FORMATS = {"kappa": "{:.2f}", "error_inconsistency": "{:.3f}", "gain": "{:+.4f}"}
+#: How a finding line writes each statistic: its name, the factor on its values (gain: fractions to points), format.
+_FORMATS = {"kappa": ("kappa", 1.0, "{:.2f}"), "error_inconsistency": ("error_inconsistency", 1.0, "{:.3f}"),
+            "gain": ("gain (points)", 100.0, "{:+.2f}")}
 
 
 def _number(value: Any) -> Any:
@@ -129,7 +131,7 @@ def _above_zero(difference: np.ndarray) -> bool:
 def finding(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.ndarray, *, stat: str = "kappa") -> str:
     """One line ranking the categories by mean ``stat``, e.g. ``kappa, accuracy-matched pairs (95% CI over
     images; over models and images): reinit 0.76 [0.72, 0.80; 0.61, 0.86] ~ (only over images) architecture
-    0.62 [0.55, 0.68; 0.50, 0.71] ...`` (``stat``: kappa, error_inconsistency or gain).
+    0.62 [0.55, 0.68; 0.50, 0.71] ...`` (``stat``: kappa, error_inconsistency or gain, written in points).
 
     Uses the accuracy-matched pairs when at least two categories have some, else all pairs. ``>``: the
     interval over models and images of the difference between neighbouring categories is above zero;
@@ -142,8 +144,12 @@ def finding(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.ndarray, 
     image = {cat: draws[stat][mask].mean(0) for cat, mask in groups.items()}
     both = {cat: _zoo_means(draws[stat], zoo, mask) for cat, mask in groups.items()}
     order = sorted(groups, key=lambda c: -means[c])
-    fmt = _FORMATS[stat].format
-    text = f"{stat}, {SUBSETS[subset].label} (95% CI over images; over models and images):"
+    name, factor, pattern = _FORMATS[stat]
+
+    def fmt(value: float) -> str:
+        return pattern.format(factor * value)
+
+    text = f"{name}, {SUBSETS[subset].label} (95% CI over images; over models and images):"
     for i, cat in enumerate(order):
         if i:
             prev = order[i - 1]
