@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from zooscope.artifacts import load_embeddings
+from zooscope.mistakes.samples import locate_sample
 
 __all__ = ["nearest_training", "explain_sample"]
 
@@ -41,18 +42,15 @@ def explain_sample(embeddings_dir: str | Path, dataset, sample_id: int, *, k: in
         sample_id: a sample id of any split.
 
     Returns:
-        (the query ``{sample_id, split, label, class}``, rows ``{rank, sample_id, label, class, similarity}``).
+        (the query ``{sample_id, split, label, class}``, rows ``{rank, sample_id, label, class, similarity}``, most
+        similar first).
+
+    Raises:
+        ValueError: no sample of the study's splits has that id (naming it and the valid ids).
     """
-    where = np.flatnonzero(dataset.sample_ids == sample_id)
-    if len(where) == 0:
-        raise ValueError(f"no sample with id {sample_id} in {dataset.name}")
-    pos = int(where[0])
-    split = next((s for s in ("eval", "calibration", "train") if s in dataset.splits
-                  and np.isin(pos, dataset.splits[s])), None)
-    if split is None:
-        raise ValueError(f"sample {sample_id} is in none of the train, calibration and eval splits")
+    split, row = locate_sample(dataset, sample_id)
+    pos = int(dataset.splits[split][row])
     arrays = load_embeddings(embeddings_dir, ("train",) if split == "train" else ("train", split))
-    row = int(np.flatnonzero(dataset.splits[split] == pos)[0])
     sim, ids = nearest_training(arrays["train"], arrays[split][row:row + 1], k=k + (split == "train"))
     train_pos = dataset.splits["train"][ids[0]]
     keep = train_pos != pos  # a training sample is not its own explanation
@@ -62,3 +60,4 @@ def explain_sample(embeddings_dir: str | Path, dataset, sample_id: int, *, k: in
     query = {"sample_id": int(sample_id), "split": split, "label": int(dataset.labels[pos]),
              "class": dataset.classes[int(dataset.labels[pos])]}
     return query, rows
+
