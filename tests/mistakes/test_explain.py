@@ -1,13 +1,21 @@
-"""Explanation by example: nearest training samples of a sample in an embedding."""
+"""Explanation by example: nearest training samples of a sample in an embedding, the sample's prediction and
+confidence, and the page that shows them."""
 
 from __future__ import annotations
 
+import base64
+import io
+import re
+
 import numpy as np
 import pytest
+from PIL import Image
 
+from tests.report.test_report import _chromium, needs_chromium
 from zooscope.data.datasets import SPLITS
 from zooscope.mistakes import explain_sample, nearest_training
 from zooscope.mistakes.explain import describe_prediction, sample_prediction
+from zooscope.mistakes.explain_panel import explain_page
 
 
 @pytest.fixture
@@ -146,3 +154,49 @@ def test_describe_prediction_says_right_or_wrong_and_where_from():
                                             classes)
     assert describe_prediction("m", {**query, "split": "train"}, None, classes).startswith(
         "m predicts nothing for the train split: it has no head")
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def _images(page: str) -> dict[str, np.ndarray]:
+    """alt text -> the decoded pixels of every ``data:`` PNG in ``page``."""
+    found = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)"', page)
+    return {alt: np.asarray(Image.open(io.BytesIO(base64.b64decode(data)))) for data, alt in found}
+
+
+def test_explain_page_shows_the_sample_its_prediction_and_neighbours(axis_embeddings, digits):
+    folder, _ = axis_embeddings
+    eval_pos = digits.split("eval")[3]
+    sid = int(digits.sample_ids[eval_pos])
+    query, rows = explain_sample(folder, digits, sid, k=3)
+    wrong = (query["label"] + 1) % 10
+    probs = np.full(10, 0.02)
+    probs[wrong], probs[query["label"]] = 0.7, 0.12
+    prediction = {"pred": wrong, "confidence": 0.7, "probs": probs, "source": "predictions/m/eval_probs.npy"}
+    page = explain_page(digits, model="m", query=query, neighbours=rows, prediction=prediction, embeddings=str(folder))
+    assert "http" not in page  # nothing from elsewhere: images are data: URIs
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert f"{digits.classes[wrong]} (wrong)" in text and "0.700" in text and "m predicts" in text
+    assert f"label {query['class']}" in text and f"the label {query['class']} has probability 0.120" in text
+    images = _images(page)
+    neighbour_ids = [_train_id(digits, j) for j in (10, 20, 30)]
+    assert [alt.split(":")[0] for alt in images] == [f"sample {i}" for i in (sid, *neighbour_ids)]
+    # 8x8 digits shown at 72 px: each pixel a 9x9 block
+    for (alt, pixels), pos in zip(images.items(), [eval_pos, *(digits.split("train")[j] for j in (10, 20, 30))]):
+        np.testing.assert_array_equal(pixels, np.kron(digits.images[pos], np.ones((9, 9), np.uint8)), err_msg=alt)
+    for r in rows:
+        assert f">{r['sample_id']}</td>" in page and f"{r['similarity']:.4f}" in page
+    page = explain_page(digits, model="m", query=query, neighbours=rows, prediction=None, embeddings=str(folder))
+    assert "m predicts nothing for the eval split" in page and "(wrong)" not in page
+
+
+@needs_chromium
+def test_explain_page_renders_offline_in_chromium(axis_embeddings, digits, tmp_path):
+    folder, _ = axis_embeddings
+    query, rows = explain_sample(folder, digits, int(digits.sample_ids[digits.split("eval")[3]]), k=3)
+    path = tmp_path / "page.html"
+    path.write_text(explain_page(digits, model="m", query=query, neighbours=rows, prediction=None, embeddings="e"))
+    dom, console, requests = _chromium(path.as_uri(), tmp_path)
+    assert console == "" and requests == []
+    assert dom.count("<img") == 4 and "Its nearest training samples" in dom
