@@ -85,14 +85,16 @@ def test_explain_sample_finds_the_neighbours_built_in(axis_embeddings, digits):
     folder, q = axis_embeddings
     eval_pos = digits.split("eval")[3]
     query, rows = explain_sample(folder, digits, int(digits.sample_ids[eval_pos]), k=3)
-    assert query == {"sample_id": int(digits.sample_ids[eval_pos]), "split": "eval", "label": int(digits.labels[eval_pos]),
-                     "class": digits.classes[digits.labels[eval_pos]]}
+    label = int(digits.labels[eval_pos])
+    assert query == {"sample_id": int(digits.sample_ids[eval_pos]), "split": "eval", "label": label,
+                     "class": digits.classes[label]}
     assert [r["sample_id"] for r in rows] == [_train_id(digits, j) for j in (10, 20, 30)]
     np.testing.assert_allclose([r["similarity"] for r in rows], q[[10, 20, 30]] / np.linalg.norm(q), rtol=1e-5)
     assert [r["label"] for r in rows] == [int(digits.labels[digits.split("train")[j]]) for j in (10, 20, 30)]
     query, rows = explain_sample(folder, digits, _train_id(digits, 5), k=2)
     assert query["split"] == "train" and [r["sample_id"] for r in rows] == [_train_id(digits, 7), _train_id(digits, 9)]
-    np.testing.assert_allclose([r["similarity"] for r in rows], [0.5 / np.sqrt(1.3125), 0.25 / np.sqrt(1.3125)], rtol=1e-5)
+    np.testing.assert_allclose([r["similarity"] for r in rows], np.array([0.5, 0.25]) / np.sqrt(1 + 0.5**2 + 0.25**2),
+                               rtol=1e-5)
 
 
 # --------------------------------------------------------------------------- the sample's prediction
@@ -121,7 +123,8 @@ def test_sample_prediction_from_stored_probabilities_and_scaled_training_logits(
     folders, probs, p_train = predicted
     row = 17
     got = sample_prediction("m", digits, int(digits.sample_ids[digits.split("eval")[row]]), **folders)
-    assert got["pred"] == int(np.argmax(probs["eval"][row])) and got["confidence"] == pytest.approx(probs["eval"][row].max())
+    assert got["pred"] == int(np.argmax(probs["eval"][row]))
+    assert got["confidence"] == pytest.approx(probs["eval"][row].max())
     assert got["source"].startswith(f"{folders['predictions'] / 'm' / 'eval_probs.npy'}: ")
     got = sample_prediction("m", digits, int(digits.sample_ids[digits.split("calibration")[2]]), **folders)
     np.testing.assert_allclose(got["probs"], probs["calibration"][2], rtol=1e-6)

@@ -59,7 +59,8 @@ def test_select_samples_filters_by_split_class_and_kept_ids(fashion_like):
 def test_wrong_ids_reads_the_predictions_tables(tmp_path):
     folder = tmp_path / "m"
     folder.mkdir()
-    pl.DataFrame({"sample_id": [1012, 1013, 1014], "correct": [True, False, False]}).write_parquet(folder / "eval.parquet")
+    pl.DataFrame({"sample_id": [1012, 1013, 1014], "correct": [True, False, False]}).write_parquet(
+        folder / "eval.parquet")
     pl.DataFrame({"sample_id": [1001], "correct": [False]}).write_parquet(folder / "calibration.parquet")
     got = wrong_ids(tmp_path, "m")
     assert got["eval"].tolist() == [1013, 1014] and got["calibration"].tolist() == [1001]
