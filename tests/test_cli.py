@@ -1,4 +1,5 @@
-"""The zooscope command line: help that explains itself, validation and the per-model table."""
+"""The zooscope command line: help that explains itself, validation, the per-model table, explaining a sample and
+listing the valid sample ids."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import polars as pl
+import pytest
+
 from tests.conftest import REPO, write_study
 from zooscope.cli import main
+from zooscope.data.datasets import SPLITS
 
 
 def test_help_explains_the_commands_and_sources():
@@ -63,12 +69,116 @@ def test_table_shows_metrics_and_categories_relative_to_the_base(tmp_path, tiny_
 
 def test_every_help_text_renders(capsys):
     """argparse %-formats help strings but prints descriptions as written: neither may show a doubled '%%'."""
-    import pytest
-
     from zooscope.cli import build_parser
 
-    for command in ("validate", "table", "diff", "explain"):
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == {"validate", "table", "diff", "explain", "samples"}
+    for command in ([], *([c] for c in sub.choices)):
         with pytest.raises(SystemExit):
-            build_parser().parse_args([command, "--help"])
+            build_parser().parse_args([*command, "--help"])
         out = capsys.readouterr().out
         assert "%%" not in out and "%(" not in out, command
+        if command == ["explain"]:
+            assert "(default:\n" in out and "reports/explain/<model>-<sample_id>.html; '' for none)" in out
+    assert "zooscope samples" in build_parser().epilog
+
+
+# --------------------------------------------------------------------------- explain and samples
+
+
+@pytest.fixture
+def explained(tmp_path, tiny_study_dict, digits):
+    """The tiny study with what `zooscope explain` reads for cnn_a: its embedding (the digits' pixels), the predict
+    stage's probabilities and tables (cnn_a predicts every third eval sample as the next class, confidently) and
+    metrics: (explain's options, samples' options, split -> the ids cnn_a predicts wrongly)."""
+    params = write_study(tmp_path / "params.yaml", tiny_study_dict)
+    emb, preds, metrics = tmp_path / "embeddings" / "cnn_a", tmp_path / "predictions" / "cnn_a", tmp_path / "metrics"
+    for folder in (emb, preds, metrics):
+        folder.mkdir(parents=True)
+    pixels = digits.images.reshape(len(digits.images), -1).astype(np.float32)
+    wrong = {}
+    for split in SPLITS:
+        pos = digits.split(split)
+        np.save(emb / f"{split}.npy", pixels[pos])
+        if split == "train":
+            continue
+        labels = digits.labels[pos]
+        pred = np.where(np.arange(len(pos)) % 3 == 0, (labels + 1) % 10, labels)
+        probs = np.full((len(pos), 10), 0.1 / 9, np.float32)
+        probs[np.arange(len(pos)), pred] = 0.9
+        np.save(preds / f"{split}_probs.npy", probs)
+        pl.DataFrame({"sample_id": digits.sample_ids[pos], "label": labels, "pred": pred,
+                      "correct": pred == labels}).write_parquet(preds / f"{split}.parquet")
+        wrong[split] = digits.sample_ids[pos][pred != labels]
+    (metrics / "cnn_a.json").write_text('{"temperature": 1.0}')
+    options = ["--params", str(params), "--predictions", str(preds.parent)]
+    return [*options, "--embeddings", str(emb.parent), "--metrics-dir", str(metrics)], options, wrong
+
+
+def test_explain_prints_and_writes_the_sample_its_prediction_and_neighbours(explained, digits, tmp_path, capsys):
+    options = explained[0]
+    eval_pos = digits.split("eval")
+    sid, label = int(digits.sample_ids[eval_pos[0]]), int(digits.labels[eval_pos[0]])  # row 0: predicted wrongly
+    out = tmp_path / "page.html"
+    assert main(["explain", "cnn_a", str(sid), "-k", "4", *options, "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"sample {sid} (eval split, label {label} {digits.classes[label]})"
+    assert lines[1].startswith(f"cnn_a predicts {(label + 1) % 10} with confidence 0.900 (wrong; the label {label} "
+                               "has probability 0.011); from ")
+    # the neighbours, by cosine similarity of the pixels computed here
+    x = digits.images.reshape(len(digits.images), -1).astype(np.float64)
+    train = digits.split("train")
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = unit[train] @ unit[eval_pos[0]]
+    nearest = np.argsort(-sims, kind="stable")[:4]
+    rows = [line.split() for line in lines[4:8]]
+    assert [int(r[1]) for r in rows] == digits.sample_ids[train[nearest]].tolist()
+    np.testing.assert_allclose([float(r[-1]) for r in rows], sims[nearest], atol=1e-4)
+    assert lines[-1] == f"written: {out}"
+    page = out.read_text()
+    assert f"Sample {sid}" in page and f"{(label + 1) % 10} (wrong)" in page
+    assert all(f'alt="sample {i}: ' in page for i in digits.sample_ids[train[nearest]])
+
+
+def test_explain_writes_its_page_under_reports_by_default(explained, digits, tmp_path, monkeypatch, capsys):
+    options = explained[0]
+    sid = int(digits.sample_ids[digits.split("train")[0]])  # a training sample: the head's logits are missing here
+    monkeypatch.chdir(tmp_path)
+    assert main(["explain", "cnn_a", str(sid), *options]) == 0
+    out = capsys.readouterr().out
+    assert "(train split" in out and "cnn_a predicts nothing for the train split" in out
+    assert out.rstrip().endswith(f"written: reports/explain/cnn_a-{sid}.html")
+    assert (tmp_path / "reports" / "explain" / f"cnn_a-{sid}.html").exists()
+    assert main(["explain", "cnn_a", str(sid), *options, "--out", ""]) == 0
+    assert "written" not in capsys.readouterr().out
+
+
+def test_explain_names_an_unknown_sample_and_the_valid_ids(explained, capsys):
+    options = explained[0]
+    assert main(["explain", "cnn_a", "60000", *options]) == 2
+    err = capsys.readouterr().err
+    assert err == ("zooscope: error: no sample with id 60000 in digits; valid ids: train: 988 ids within 0..1795; "
+                   "calibration: 270 ids within 5..1790; eval: 539 ids within 2..1796 (zooscope samples lists them)\n")
+    assert main(["explain", "nosuch", "0", *options]) == 2
+    assert "no model 'nosuch'" in capsys.readouterr().err
+
+
+def test_samples_lists_each_split_and_filters(explained, digits, capsys):
+    _, options, wrong = explained
+    assert main(["samples", *options, "-n", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("digits: 1,797 ids: 0..1796. The study's splits")
+    for line, split in zip(lines[1:], SPLITS):
+        ids = np.sort(digits.sample_ids[digits.split(split)])
+        assert line.split() == [split, f"{len(ids):,}", "ids", "within", f"{ids[0]}..{ids[-1]};", "e.g.",
+                                *(f"{i}," for i in ids[:2]), str(ids[2])]
+    assert main(["samples", *options, "--wrong", "cnn_a", "--class", "3", "-n", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "only the samples that cnn_a gets wrong and of class 3:" in out
+    for split in ("calibration", "eval"):
+        line = next(line for line in out.splitlines() if line.split()[0] == split)
+        threes = [i for i in wrong[split] if digits.labels[i] == 3]  # ids are positions in digits
+        assert line.endswith("e.g. " + ", ".join(map(str, threes)))
+    assert "train        no predictions" in out
+    assert main(["samples", *options, "--split", "eval", "--class", "nosuch"]) == 2
+    assert "--class 'nosuch': no such class; classes (index name): 0 0, 1 1" in capsys.readouterr().err

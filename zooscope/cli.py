@@ -12,6 +12,11 @@ from collections.abc import Sequence
 
 from zooscope import __version__
 from zooscope.artifacts import DIFF_REPORT, EMBEDDINGS, MODEL_METRICS, PARAMS, STUDY_METRICS
+from zooscope.data.datasets import SPLITS
+
+#: The predict stage's folder (its --out in dvc.yaml) and where ``zooscope explain`` writes its page.
+PREDICTIONS_DIR = "artifacts/predictions"
+EXPLAIN_PAGE = "reports/explain/{model}-{sample_id}.html"
 
 EPILOG = """\
 typical session:
@@ -19,7 +24,9 @@ typical session:
   zooscope validate          check params.yaml after editing it
   dvc repro                  re-run what changed (only the stages of changed models)
   zooscope table             per-model accuracy, quality and category relative to the base
-  zooscope explain cnn_base 60000   the training samples nearest to eval sample 60000 in cnn_base's embedding
+  zooscope samples           the valid sample ids of each split (eval ids start at 60000 on Fashion-MNIST)
+  zooscope explain cnn_base 60000   cnn_base's prediction for eval sample 60000 and its nearest training
+                                    samples, also as a page with the images (reports/explain/cnn_base-60000.html)
   dvc metrics show           the same numbers as DVC metrics (metrics/models/<id>.json)
   zooscope diff HEAD~1 HEAD  what changed between two commits (also written to reports/diff.html)
 
@@ -98,25 +105,79 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model(study, model: str, params: str) -> str:
+    """``model``, checked to be one of the study's model ids."""
+    if model not in study.models:
+        raise ValueError(f"no model {model!r} in {params}; ids: {', '.join(study.models)}")
+    return model
+
+
 def _explain(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from zooscope.config import load_study
     from zooscope.data.datasets import load_dataset
-    from zooscope.mistakes.explain import explain_sample
+    from zooscope.io import atomic_path
+    from zooscope.mistakes.explain import describe_prediction, explain_sample, sample_prediction
 
     study = load_study(args.params)
-    if args.model not in study.models:
-        raise ValueError(f"no model {args.model!r} in {args.params}; ids: {', '.join(study.models)}")
+    model = _model(study, args.model, args.params)
     dataset = load_dataset(study.dataset)
-    query, rows = explain_sample(Path(args.embeddings) / args.model, dataset, args.sample_id, k=args.k)
-    print(f"sample {query['sample_id']} ({query['split']} split, label {query['label']} {query['class']}): "
-          f"its {len(rows)} nearest training samples in {args.model}'s embedding (cosine similarity)")
+    embeddings = Path(args.embeddings) / model
+    query, rows = explain_sample(embeddings, dataset, args.sample_id, k=args.k)
+    prediction = sample_prediction(model, dataset, args.sample_id, predictions=args.predictions,
+                                   embeddings=args.embeddings, metrics=args.metrics_dir)
+    print(f"sample {query['sample_id']} ({query['split']} split, label {query['label']} {query['class']})")
+    print(describe_prediction(model, query, prediction, dataset.classes))
+    print(f"its {len(rows)} nearest training samples in {model}'s embedding (cosine similarity):")
     print(f"{'rank':>4}  {'sample_id':>9}  {'label':>5}  {'class':<16}  similarity")
     for r in rows:
         print(f"{r['rank']:>4}  {r['sample_id']:>9}  {r['label']:>5}  {r['class']:<16}  {r['similarity']:.4f}")
     agree = sum(r["label"] == query["label"] for r in rows)
     print(f"{agree} of {len(rows)} neighbours share the sample's label")
+    out = EXPLAIN_PAGE.format(model=model, sample_id=query["sample_id"]) if args.out is None else args.out
+    if out:
+        from zooscope.mistakes.explain_panel import explain_page
+
+        page = explain_page(dataset, model=model, query=query, neighbours=rows, prediction=prediction,
+                            embeddings=str(embeddings))
+        with atomic_path(out, suffix=".html") as tmp:
+            tmp.write_text(page, encoding="utf-8")
+        print(f"written: {out}")
+    return 0
+
+
+def _class_index(classes: Sequence[str], name: str) -> int:
+    """A class given by name (any case) or index."""
+    folded = [c.casefold() for c in classes]
+    if name.casefold() in folded:
+        return folded.index(name.casefold())
+    if name.isdigit() and int(name) < len(classes):
+        return int(name)
+    raise ValueError(f"--class {name!r}: no such class; classes (index name): "
+                     + ", ".join(f"{i} {c}" for i, c in enumerate(classes)))
+
+
+def _samples(args: argparse.Namespace) -> int:
+    from zooscope.config import load_study
+    from zooscope.data.datasets import load_dataset
+    from zooscope.mistakes.samples import describe_ids, select_samples, wrong_ids
+
+    study = load_study(args.params)
+    keep = wrong_ids(args.predictions, _model(study, args.wrong, args.params)) if args.wrong else None
+    dataset = load_dataset(study.dataset)
+    label = None if args.class_ is None else _class_index(dataset.classes, args.class_)
+    chosen = select_samples(dataset, split=args.split, label=label, keep=keep)
+    filters = [f"that {args.wrong} gets wrong"] if args.wrong else []
+    filters += [f"of class {dataset.classes[label]}"] if label is not None else []
+    print(f"{dataset.name}: {describe_ids(dataset.sample_ids)}. The study's splits (zooscope explain <model> <id> "
+          "takes an id of any)" + (f", only the samples {' and '.join(filters)}:" if filters else ":"))
+    for split, ids in chosen.items():
+        total = f" (of {len(dataset.split(split)):,})" if filters else ""
+        examples = f"; e.g. {', '.join(map(str, ids[:args.show]))}" if len(ids) and args.show else ""
+        print(f"  {split:<11}  {describe_ids(ids)}{total}{examples}")
+    if args.wrong and args.split in (None, "train"):
+        print(f"  {'train':<11}  no predictions (the predict stage predicts the calibration and eval splits)")
     return 0
 
 
@@ -152,15 +213,42 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--html", default=DIFF_REPORT, help="also write this page, relative to --repo "
                                                         "(default: %(default)s; '' for none)")
     d.set_defaults(func=_diff)
-    e = sub.add_parser("explain", help="explanation by example: a sample's nearest training samples in a model's embedding",
-                       description="Print the k training samples nearest (cosine, FAISS) to one sample in a model's "
-                                   "embedding (artifacts/embeddings/<model>/); run the embed stage first.")
+    e = sub.add_parser("explain", help="explanation by example: a sample, its prediction and its nearest training "
+                                       "samples in a model's embedding, printed and as a page with the images",
+                       description="Print what a model predicts for one sample (with its temperature-scaled "
+                                   "confidence) and the k training samples nearest (cosine, FAISS) to it in the "
+                                   "model's embedding (artifacts/embeddings/<model>/), and write the same as a "
+                                   "self-contained HTML page showing the images. Run the embed and predict stages "
+                                   "first; 'zooscope samples' lists the valid sample ids.")
     e.add_argument("model", help="model id (a key of 'models' in the study file)")
-    e.add_argument("sample_id", type=int, help="sample id (the predictions tables' sample_id column)")
-    e.add_argument("-k", type=int, default=8, help="neighbours to print (default: 8)")
+    e.add_argument("sample_id", type=int, help="sample id of any split (the predictions tables' sample_id column; "
+                                               "'zooscope samples' lists them)")
+    e.add_argument("-k", type=int, default=8, help="neighbours to show (default: %(default)s)")
+    e.add_argument("--out", default=None, help="the page to write (default: "
+                                               + EXPLAIN_PAGE.replace("{", "<").replace("}", ">") + "; '' for none)")
     e.add_argument("--params", default=PARAMS, help="study file (default: %(default)s)")
     e.add_argument("--embeddings", default=EMBEDDINGS, help="embeddings folder (default: %(default)s)")
+    e.add_argument("--predictions", default=PREDICTIONS_DIR, help="predictions folder (default: %(default)s)")
+    e.add_argument("--metrics-dir", default=MODEL_METRICS, help="folder of per-model metrics, whose temperature scales "
+                                                                "training samples' logits (default: %(default)s)")
     e.set_defaults(func=_explain)
+    sm = sub.add_parser("samples", help="the valid sample ids of each split, optionally only those a model gets wrong "
+                                        "or of one class",
+                        description="Per split (train, calibration, eval), how many samples it holds, their id ranges "
+                                    "and a few ids, after the filters given. Sample ids are the dataset's: on "
+                                    "Fashion-MNIST, training images 0..59999 and test images 60000..69999; the study's "
+                                    "train and calibration splits are seeded subsets of the training images, its eval "
+                                    "split the test images.")
+    sm.add_argument("--split", choices=SPLITS, default=None, help="only this split (default: all three)")
+    sm.add_argument("--wrong", metavar="MODEL", default=None,
+                    help="only samples this model predicts wrongly (calibration and eval: the splits with predictions)")
+    sm.add_argument("--class", dest="class_", metavar="CLASS", default=None, help="only samples of this class "
+                                                                                  "(name, any case, or index)")
+    sm.add_argument("-n", "--show", type=int, default=8, metavar="N", help="ids shown per split (default: %(default)s)")
+    sm.add_argument("--params", default=PARAMS, help="study file (default: %(default)s)")
+    sm.add_argument("--predictions", default=PREDICTIONS_DIR, help="predictions folder, for --wrong "
+                                                                   "(default: %(default)s)")
+    sm.set_defaults(func=_samples)
     return p
 
 

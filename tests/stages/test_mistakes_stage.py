@@ -62,11 +62,16 @@ def test_mistakes_tables_metrics_and_findings(studied):
     assert "\n".join(stored["findings"]) + "\n" in out  # printed at the end of the stage
 
 
-def test_explain_prints_the_nearest_training_samples(studied, digits):
+def test_explain_prints_the_nearest_training_samples(studied, digits, tmp_path):
     repo, _ = studied
     sample = int(digits.sample_ids[digits.split("eval")[0]])
-    proc = _run([sys.executable, "-m", "zooscope.cli", "explain", "cnn_a", str(sample), "-k", "3"], repo)
+    page = tmp_path / "page.html"
+    proc = _run([sys.executable, "-m", "zooscope.cli", "explain", "cnn_a", str(sample), "-k", "3", "--out", str(page)],
+                repo)
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith(f"sample {sample} (eval split") and len(lines) == 6
+    assert lines[0].startswith(f"sample {sample} (eval split") and len(lines) == 9
+    pred = pl.read_parquet(repo / "artifacts/predictions/cnn_a/eval.parquet").row(0, named=True)
+    assert pred["sample_id"] == sample and lines[1].startswith(f"cnn_a predicts {digits.classes[pred['pred']]} with ")
     train_ids = set(digits.sample_ids[digits.split("train")].tolist())
-    assert all(int(line.split()[1]) in train_ids for line in lines[2:5])
+    assert all(int(line.split()[1]) in train_ids for line in lines[4:7])
+    assert lines[-1] == f"written: {page}" and f"Sample {sample}" in page.read_text()
