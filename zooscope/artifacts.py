@@ -39,7 +39,7 @@ from zooscope.io import read_json
 
 __all__ = [
     "PARAMS", "EMBEDDINGS", "MODEL_METRICS", "STUDY_METRICS", "CATEGORY_METRICS", "REPORT", "DIFF_REPORT",
-    "WEIGHTS", "CARD", "PROBE_SUMMARY", "PROBE_WEIGHTS", "PREDICTIONS", "PROBS", "CALIBRATION_PREDICTIONS",
+    "PREDICTIONS_DIR", "WEIGHTS", "CARD", "PROBE_SUMMARY", "PROBE_WEIGHTS", "PREDICTIONS", "PROBS", "CALIBRATION_PREDICTIONS",
     "CALIBRATION_PROBS", "prediction_files", "MISTAKES_TABLES", "ADVERSARIAL_IMAGES",
     "embedding_file", "logits_file", "model_metrics_file", "mistakes_file",
     "link_input", "link_inputs", "read_card", "read_cards", "load_embeddings", "read_probe_summary", "read_model_metrics", "read_mistakes",
@@ -50,6 +50,7 @@ __all__ = [
 
 PARAMS = "params.yaml"
 EMBEDDINGS = "artifacts/embeddings"
+PREDICTIONS_DIR = "artifacts/predictions"
 MODEL_METRICS = "metrics/models"
 STUDY_METRICS = "metrics/study.json"  # the ensemble stage's results in full (git-tracked, not a DVC metric)
 CATEGORY_METRICS = "metrics/categories"  # the ensemble stage's DVC metrics: <category>.json, flat

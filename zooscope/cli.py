@@ -11,11 +11,10 @@ import sys
 from collections.abc import Sequence
 
 from zooscope import __version__
-from zooscope.artifacts import DIFF_REPORT, EMBEDDINGS, MODEL_METRICS, PARAMS, STUDY_METRICS
+from zooscope.artifacts import DIFF_REPORT, EMBEDDINGS, MODEL_METRICS, PARAMS, PREDICTIONS_DIR, STUDY_METRICS
 from zooscope.data.datasets import SPLITS
 
 #: The predict stage's folder (its --out in dvc.yaml) and where ``zooscope explain`` writes its page.
-PREDICTIONS_DIR = "artifacts/predictions"
 EXPLAIN_PAGE = "reports/explain/{model}-{sample_id}.html"
 
 EPILOG = """\
