@@ -136,7 +136,7 @@ def _explain(args: argparse.Namespace) -> int:
     print(f"{agree} of {len(rows)} neighbours share the sample's label")
     out = EXPLAIN_PAGE.format(model=model, sample_id=query["sample_id"]) if args.out is None else args.out
     if out:
-        from zooscope.mistakes.explain_panel import explain_page
+        from zooscope.report.explain_panel import explain_page
 
         page = explain_page(dataset, model=model, query=query, neighbours=rows, prediction=prediction,
                             embeddings=str(embeddings))

@@ -15,7 +15,7 @@ from tests.report.test_report import _chromium, needs_chromium
 from zooscope.data.datasets import SPLITS
 from zooscope.mistakes import explain_sample, nearest_training
 from zooscope.mistakes.explain import describe_prediction, sample_prediction
-from zooscope.mistakes.explain_panel import explain_page
+from zooscope.report.explain_panel import explain_page
 
 
 @pytest.fixture
