@@ -1,10 +1,12 @@
 """mistakes: the mistake taxonomy, consensus errors, neighbour disagreement, MMD-critic prototypes and
 criticisms, and adversarial robustness and transfer (docs/science.md section 7). Writes under ``--out``:
 
-- ``taxonomy.parquet`` (per model: correct, near misses, far misses), ``confusions.parquet`` (top pairs),
+- ``taxonomy.parquet`` (per model: correct, near misses (label in the top ``near_miss_k``), far misses),
+  ``confusions.parquet`` (top pairs),
 - ``consensus.parquet`` (ranked consensus errors with the zoo's votes and nearest training samples),
 - ``neighbours.parquet`` (ranked neighbour disagreement in the strongest model's eval embedding),
-- ``prototypes.parquet`` (MMD-critic picks per model and class), ``prototype_overlap.parquet``,
+- ``prototypes.parquet`` (MMD-critic picks per model and class), ``prototype_overlap.parquet`` (per class and
+  pair of models, the MMD^2 between their prototypes in the base model's embedding against random draws),
 - ``robustness.parquet`` (accuracy under FGSM / PGD per eps), ``transfer.parquet`` (every ordered pair,
   with the pair's kappa from ``--pairs``), ``adversarial.parquet`` and ``adversarial_images.npy``
   (examples crafted on the strongest model, explained by their nearest training samples);

@@ -103,6 +103,8 @@ def test_report_settings_are_checked(tmp_path):
     ("n_perm: 20", "n_perm: 5", ["similarity.n_perm", "greater than or equal to 20"]),
     ("eps: [0.03, 0.1]", "eps: [0.1, 0.03]", ["mistakes.eps", "increasing budgets"]),
     ("consensus_share: 0.75", "consensus_share: 0", ["mistakes.consensus_share", "greater than 0"]),
+    ("consensus_share: 0.75", "consensus_share: 0.75, near_miss_k: 0", ["mistakes.near_miss_k",
+                                                                       "greater than or equal to 1"]),
     ("transfer_eps: 0.03}", "transfer_eps: 0.03, attack: cw}", ["mistakes.attack", "unknown key", "transfer_attack"]),
     ("mix_fractions: [0, 0.5, 1]", "mix_fractions: [0.5, 0, 1]", ["similarity.mix_fractions", "increasing"]),
     ("mix_dim: null", "mix_dim: 1", ["similarity.mix_dim", "greater than or equal to 2"]),
@@ -118,6 +120,7 @@ def test_pairwise_settings_are_typed_and_required(tmp_path):
     study = load_study(_write(tmp_path, VALID))
     assert study.ensemble.n_boot == 1000 and study.ensemble.matched_band == 0.02 and study.ensemble.strongest == 1
     assert study.similarity.mix_fractions == (0, 0.5, 1) and study.similarity.mix_dim is None
+    assert study.mistakes.near_miss_k is None  # automatic: 2 for digits' 10 classes (zooscope.mistakes.near_miss_k)
     msg = _error(tmp_path, "\n".join(line for line in VALID.splitlines() if not line.startswith("ensemble:")))
     assert "ensemble: Field required" in msg
 

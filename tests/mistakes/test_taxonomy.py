@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zooscope.mistakes import confusion_pairs, consensus_errors, mistake_counts, neighbour_disagreement
+from zooscope.mistakes import confusion_pairs, consensus_errors, mistake_counts, near_miss_k, neighbour_disagreement
+from zooscope.models.calibration import topk
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,30 @@ def test_taxonomy_and_confusions_by_hand():
     assert mistake_counts(labels, top) == {"n": 7, "correct": 3, "near_miss": 2, "far_miss": 2}
     assert confusion_pairs(labels, top[:, 0], num_classes=3, top=5).tolist() == [[2, 1, 2], [0, 1, 1], [1, 0, 1]]
     assert confusion_pairs(labels, top[:, 0], num_classes=3, top=1).tolist() == [[2, 1, 2]]
+
+
+def test_near_misses_with_k_2_on_hand_made_logits():
+    logits = np.array([[3.0, 2.0, 1.0, 0.0],   # label 0: right
+                       [2.0, 3.0, 1.0, 0.0],   # label 0, second: a near miss
+                       [1.0, 3.0, 2.0, 0.0],   # label 3, fourth: far
+                       [1.0, 0.0, 3.0, 2.0],   # label 3, second: near
+                       [2.0, 2.0, 0.0, 1.0],   # label 1, tied with class 0, which ranks first: near
+                       [0.0, 1.0, 3.0, 2.0]])  # label 1, third: near with k = 3, far with k = 2
+    labels = np.array([0, 0, 3, 3, 1, 1])
+    assert mistake_counts(labels, topk(logits, k=2)) == {"n": 6, "correct": 1, "near_miss": 3, "far_miss": 2}
+    assert mistake_counts(labels, topk(logits, k=3)) == {"n": 6, "correct": 1, "near_miss": 4, "far_miss": 1}
+    assert mistake_counts(labels, topk(logits, k=1)) == {"n": 6, "correct": 1, "near_miss": 0, "far_miss": 5}
+
+
+def test_near_miss_k_is_5_from_100_classes_on_and_2_below_unless_declared():
+    assert near_miss_k(None, num_classes=10) == 2 and near_miss_k(None, num_classes=99) == 2
+    assert near_miss_k(None, num_classes=100) == 5 and near_miss_k(None, num_classes=1000) == 5
+    assert near_miss_k(None, num_classes=2) == 1 and near_miss_k(3, num_classes=10) == 3
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        near_miss_k(None, num_classes=1)
+    for bad in (0, 10, 11):
+        with pytest.raises(ValueError, match=r"mistakes.near_miss_k must lie in \[1, 9\].*10 classes"):
+            near_miss_k(bad, num_classes=10)
 
 
 def test_boundary_checks():

@@ -97,6 +97,9 @@ class MistakesSettings(Strict):
                                                                   "predicts the same wrong class")
     neighbour_k: int = Field(10, ge=1, description="neighbours of the neighbour-disagreement vote (strongest model)")
     top_confusions: int = Field(5, ge=1, description="most frequent confusion pairs kept per model")
+    near_miss_k: int | None = Field(None, ge=1, description="a near miss: wrong, but the label among the top k "
+                                                            "(k below the number of classes); null: 5 from 100 "
+                                                            "classes on, else 2")
     explain_k: int = Field(8, ge=1, description="nearest training samples that explain an example")
     show: int = Field(24, ge=0, description="consensus errors and adversarial examples explained for the report")
     prototypes: int = Field(8, ge=1, description="MMD-critic prototypes per class and model")

@@ -6,9 +6,9 @@ explanation by example (``explain``), and ``tables``, the stage's one call."""
 from zooscope._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "taxonomy": ("Consensus", "NeighbourDisagreement", "mistake_counts", "confusion_pairs", "consensus_errors",
-                 "neighbour_disagreement"),
-    "critic": ("Criticism", "median_gamma", "mmd_critic", "prototype_overlap"),
+    "taxonomy": ("Consensus", "NeighbourDisagreement", "near_miss_k", "mistake_counts", "confusion_pairs",
+                 "consensus_errors", "neighbour_disagreement"),
+    "critic": ("Criticism", "median_gamma", "mmd_critic", "SetMMD", "prototype_mmd"),
     "adversarial": ("Classifier", "classifier", "pixel_inputs", "fgsm", "pgd", "attack", "ATTACKS", "predict",
                     "robust_accuracy", "Transfer", "transfer_matrix", "transfer_rates", "matrix_correlation"),
     "explain": ("nearest_training", "explain_sample"),

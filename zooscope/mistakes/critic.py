@@ -14,16 +14,20 @@ Everything is computed in blocks (torch, on the GPU when asked): the only kernel
 [block, block] tile, the chosen points' rows [m + c, n_candidates] and vectors over the candidates,
 so a class of 50,000 samples never materialises a 50,000 x 50,000 kernel. ``max_candidates`` limits
 the points that may be picked (a seeded subset) while the mean embedding still uses every sample.
+
+Two models' prototypes of a class are compared by :func:`prototype_mmd`: their MMD^2 in one shared embedding
+(the base model's, in the mistakes stage), against its expectation for two random draws of the class.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["Criticism", "median_gamma", "mmd_critic", "prototype_overlap"]
+__all__ = ["Criticism", "median_gamma", "mmd_critic", "SetMMD", "prototype_mmd"]
 
 
 @dataclass(frozen=True)
@@ -182,20 +186,66 @@ def mmd_critic(
     )
 
 
-def prototype_overlap(picks: dict[str, np.ndarray]) -> dict[tuple[str, str], float]:
-    """Jaccard overlap |A & B| / |A | B| of the prototype sample ids of every unordered pair of models.
+@dataclass(frozen=True)
+class SetMMD:
+    """MMD^2 between sample sets of one class in one shared embedding (:func:`prototype_mmd`).
+
+    Attributes:
+        mmd2: float64 [s, s], MMD^2 (biased, V-statistic) between every two sets; zero diagonal.
+        reference: float64 [s, s], its expectation for two independent uniform draws without replacement of
+            the same sizes from the class: what "no more alike than random samples" means.
+        gamma: the RBF kernel's gamma.
+    """
+
+    mmd2: np.ndarray
+    reference: np.ndarray
+    gamma: float
+
+
+def prototype_mmd(
+    x: np.ndarray,
+    sets: Sequence[np.ndarray],
+    *,
+    gamma: float | None = None,
+    seed: int = 0,
+    block: int = 4096,
+    device: str | torch.device = "cpu",
+) -> SetMMD:
+    """MMD^2 between every two of ``sets`` (e.g. each model's prototypes of one class) in one embedding ``x``.
+
+    MMD^2(A, B) = mean_{a, a'} k(a, a') + mean_{b, b'} k(b, b') - 2 mean_{a, b} k(a, b), with the RBF kernel
+    of :func:`mmd_critic`. Its reference, for random draws R_A and R_B of |A| and |B| of the n rows, is
+    E MMD^2(R_A, R_B) = (1 - Kbar) [(n - |A|) / (|A| (n - 1)) + (n - |B|) / (|B| (n - 1))],
+    Kbar = mean_{i, j} k(x_i, x_j) over all n^2 pairs (summed in [block, block] tiles).
 
     Args:
-        picks: model id -> sample ids [m] of its prototypes for one class.
-
-    Returns:
-        {(model_a, model_b): overlap in [0, 1]} for a before b in ``picks``' order.
+        x: float [n, d], the class's samples in the shared embedding.
+        sets: s int arrays [m_i] of distinct row indices into ``x``.
+        gamma: RBF gamma; None: the median heuristic of ``x`` (:func:`median_gamma`, ``seed``).
+        block, device: as in :func:`mmd_critic`.
     """
-    ids = list(picks)
-    sets = {k: set(np.asarray(v).tolist()) for k, v in picks.items()}
-    out = {}
-    for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
-            union = sets[a] | sets[b]
-            out[(a, b)] = len(sets[a] & sets[b]) / len(union) if union else 0.0
-    return out
+    x = np.asarray(x)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"x must be an [n, d] array with n >= 2, got shape {x.shape}")
+    n = len(x)
+    rows = [np.asarray(r, np.int64) for r in sets]
+    for r in rows:
+        if r.ndim != 1 or len(r) == 0 or r.min() < 0 or r.max() >= n or len(np.unique(r)) != len(r):
+            raise ValueError(f"each set must hold distinct row indices in [0, {n - 1}], got {r.tolist()}")
+    if gamma is None:
+        gamma = median_gamma(x, seed=seed)
+    if gamma <= 0:
+        raise ValueError(f"gamma must be positive, got {gamma}")
+    xt = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float64, device=device)
+    x2 = _sqnorm(xt)
+    kbar = float(_mean_embedding(xt, x2, xt, x2, gamma, block).mean())
+    union, inverse = np.unique(np.concatenate(rows), return_inverse=True)
+    u = xt[torch.as_tensor(union, device=xt.device)]
+    k = _kernel(u, x2[torch.as_tensor(union, device=xt.device)], u, _sqnorm(u), gamma).cpu().numpy()
+    at = np.split(inverse, np.cumsum([len(r) for r in rows])[:-1])
+    cross = np.array([[k[np.ix_(a, b)].mean() for b in at] for a in at])
+    self_term = np.diag(cross)
+    sizes = np.array([len(r) for r in rows], np.float64)
+    spread = (1.0 - kbar) * (n - sizes) / (sizes * (n - 1))
+    return SetMMD(mmd2=np.clip(self_term[:, None] + self_term[None, :] - 2.0 * cross, 0.0, None),
+                  reference=spread[:, None] + spread[None, :], gamma=float(gamma))

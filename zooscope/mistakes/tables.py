@@ -7,6 +7,7 @@ all-models logits tensor is held.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,16 @@ import numpy as np
 import polars as pl
 import torch
 
-from zooscope.artifacts import (PREDICTIONS, PROBE_WEIGHTS, WEIGHTS, Predictions, embedding_file, pair_matrix, read_card,
-                                read_predictions)
+from zooscope.artifacts import (PROBE_WEIGHTS, WEIGHTS, Predictions, embedding_file, pair_matrix, prediction_files,
+                                read_card, read_predictions)
 from zooscope.config import MistakesSettings, Study
 from zooscope.mistakes.adversarial import (Classifier, Transfer, classifier, matrix_correlation, pixel_inputs, predict,
                                            robust_accuracy, transfer_matrix, transfer_rates)
-from zooscope.mistakes.critic import mmd_critic, prototype_overlap
+from zooscope.mistakes.critic import mmd_critic, prototype_mmd
 from zooscope.mistakes.explain import nearest_training
-from zooscope.mistakes.taxonomy import confusion_pairs, consensus_errors, mistake_counts, neighbour_disagreement
+from zooscope.mistakes.taxonomy import (confusion_pairs, consensus_errors, mistake_counts, near_miss_k,
+                                        neighbour_disagreement)
+from zooscope.models.calibration import topk
 from zooscope.models.embed import pick_device
 from zooscope.models.probe import load_probe
 from zooscope.zoo.embedding import embedding_fn
@@ -33,14 +36,22 @@ __all__ = ["MistakesTables", "mistakes_tables", "taxonomy_tables", "consensus_ta
            "robustness_table", "transfer_table", "adversarial_examples", "zoo_classifiers"]
 
 
-def taxonomy_tables(predictions_dir: str | Path, ids: list[str], *, num_classes: int,
+def _ranked(folder: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """One model's eval labels int [n] and top-k classes int [n, k]: the predict stage's top-5 column, or its
+    stored probabilities when k > 5."""
+    table, probs = prediction_files(folder)
+    frame = pl.read_parquet(table, columns=["label", "top5"])
+    top = np.stack(frame["top5"].to_numpy())
+    return frame["label"].to_numpy(), top[:, :k] if k <= top.shape[1] else topk(np.load(probs, mmap_mode="r"), k=k)
+
+
+def taxonomy_tables(predictions_dir: str | Path, ids: list[str], *, num_classes: int, near_miss_k: int,
                     top_confusions: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per model: (taxonomy rows {model, n, correct, near_miss, far_miss}, confusion rows
-    {model, rank, true, pred, count})."""
+    """Per model: (taxonomy rows {model, n, correct, near_miss, far_miss}, a near miss being an error with the label
+    among the top ``near_miss_k``; confusion rows {model, rank, true, pred, count})."""
     tax, conf = [], []
     for mid in ids:
-        frame = pl.read_parquet(Path(predictions_dir) / mid / PREDICTIONS, columns=["label", "top5"])
-        labels, top = frame["label"].to_numpy(), np.stack(frame["top5"].to_numpy())
+        labels, top = _ranked(Path(predictions_dir) / mid, near_miss_k)
         tax.append({"model": mid, **mistake_counts(labels, top)})
         for rank, (t, p, c) in enumerate(confusion_pairs(labels, top[:, 0], num_classes=num_classes,
                                                          top=top_confusions).tolist()):
@@ -94,35 +105,47 @@ def neighbour_table(embeddings: np.ndarray, labels: np.ndarray, sample_ids: np.n
 
 
 def critic_tables(embeddings_dir: str | Path, ids: list[str], labels: np.ndarray, sample_ids: np.ndarray, *,
-                  num_classes: int, settings: MistakesSettings, device: str | torch.device = "cpu"
+                  num_classes: int, base: str, settings: MistakesSettings, device: str | torch.device = "cpu"
                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """MMD-critic (on ``device``) on each model's eval embedding, per class: (picks {model, class, kind
-    ('prototype' | 'criticism'), rank, sample_id, witness}, overlap {class, model_a, model_b, overlap}: the
-    Jaccard overlap of two models' prototypes)."""
+    ('prototype' | 'criticism'), rank, sample_id, witness}, overlap {class, model_a, model_b, mmd2, reference,
+    ratio}: the MMD^2 between the two models' prototypes in the ``base`` model's eval embedding, its expectation
+    for two random draws of the class's samples (:func:`zooscope.mistakes.critic.prototype_mmd`) and their ratio,
+    0 for the same prototypes, 1 for no more alike than random samples)."""
     rows: list[dict] = []
-    protos: dict[int, dict[str, np.ndarray]] = {c: {} for c in range(num_classes)}
+    protos: dict[int, dict[str, np.ndarray]] = {c: {} for c in range(num_classes)}  # rows into the class's members
+    members = [np.flatnonzero(labels == c) for c in range(num_classes)]
     for mid in ids:
         emb = np.load(embedding_file(Path(embeddings_dir) / mid, "eval"), mmap_mode="r")
-        for c in range(num_classes):
-            members = np.flatnonzero(labels == c)
-            if len(members) < settings.prototypes + settings.criticisms:
+        for c, at in enumerate(members):
+            if len(at) < settings.prototypes + settings.criticisms:
                 continue
-            got = mmd_critic(np.asarray(emb[members]), prototypes=settings.prototypes, criticisms=settings.criticisms,
+            got = mmd_critic(np.asarray(emb[at]), prototypes=settings.prototypes, criticisms=settings.criticisms,
                              gamma=settings.gamma, max_candidates=settings.max_candidates, seed=settings.seed,
                              device=device)
-            protos[c][mid] = sample_ids[members[got.prototypes]]
-            rows += [{"model": mid, "class": c, "kind": "prototype", "rank": r + 1, "sample_id": int(s),
-                      "witness": None} for r, s in enumerate(protos[c][mid])]
+            protos[c][mid] = got.prototypes
+            rows += [{"model": mid, "class": c, "kind": "prototype", "rank": r + 1, "sample_id": int(sample_ids[at[i]]),
+                      "witness": None} for r, i in enumerate(got.prototypes)]
             rows += [{"model": mid, "class": c, "kind": "criticism", "rank": r + 1,
-                      "sample_id": int(sample_ids[members[i]]), "witness": float(w)}
+                      "sample_id": int(sample_ids[at[i]]), "witness": float(w)}
                      for r, (i, w) in enumerate(zip(got.criticisms, got.witness))]
-    overlap = [{"class": c, "model_a": a, "model_b": b, "overlap": v}
-               for c, picks in protos.items() for (a, b), v in prototype_overlap(picks).items()]
+    shared = np.load(embedding_file(Path(embeddings_dir) / base, "eval"), mmap_mode="r")
+    overlap = []
+    for c, picks in protos.items():
+        if len(picks) < 2 or len(members[c]) < 2:
+            continue
+        got = prototype_mmd(np.asarray(shared[members[c]]), list(picks.values()), gamma=settings.gamma,
+                            seed=settings.seed, device=device)
+        names = list(picks)
+        for i, j in itertools.combinations(range(len(names)), 2):
+            ref = float(got.reference[i, j])
+            overlap.append({"class": c, "model_a": names[i], "model_b": names[j], "mmd2": float(got.mmd2[i, j]),
+                            "reference": ref, "ratio": float(got.mmd2[i, j]) / ref if ref > 0 else float("nan")})
     schema = {"model": pl.String, "class": pl.Int64, "kind": pl.String, "rank": pl.Int64, "sample_id": pl.Int64,
               "witness": pl.Float64}
     return (pl.DataFrame(rows, schema=schema),
             pl.DataFrame(overlap, schema={"class": pl.Int64, "model_a": pl.String, "model_b": pl.String,
-                                          "overlap": pl.Float64}))
+                                          "mmd2": pl.Float64, "reference": pl.Float64, "ratio": pl.Float64}))
 
 
 def robustness_table(classifiers: Mapping[str, Classifier], inputs: Mapping[str, torch.Tensor], y: torch.Tensor, *,
@@ -287,14 +310,16 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
     explain = {"train": np.load(embedding_file(emb / strongest, "train"), mmap_mode="r"),
                "eval": np.load(embedding_file(emb / strongest, "eval"), mmap_mode="r"),
                "train_ids": dataset.sample_ids[train_pos], "train_labels": dataset.labels[train_pos]}
-    taxonomy, confusions = taxonomy_tables(predictions, ids, num_classes=nc, top_confusions=cfg.top_confusions)
+    k = near_miss_k(cfg.near_miss_k, num_classes=nc)
+    taxonomy, confusions = taxonomy_tables(predictions, ids, num_classes=nc, near_miss_k=k,
+                                           top_confusions=cfg.top_confusions)
     consensus = consensus_table(preds, num_classes=nc, min_share=cfg.consensus_share, explain=explain,
                                 k=cfg.explain_k, show=cfg.show)
     neighbours = neighbour_table(np.asarray(explain["eval"]), preds.labels, preds.sample_ids, k=cfg.neighbour_k,
                                  num_classes=nc, model=strongest)
     device = pick_device(study.embed.device)
-    picks, overlap = critic_tables(emb, ids, preds.labels, preds.sample_ids, num_classes=nc, settings=cfg,
-                                   device=device)
+    picks, overlap = critic_tables(emb, ids, preds.labels, preds.sample_ids, num_classes=nc, base=study.base,
+                                   settings=cfg, device=device)
 
     rng = np.random.default_rng(cfg.seed)
     sub = np.sort(rng.choice(len(eval_pos), min(cfg.attack_subset, len(eval_pos)), replace=False))
@@ -322,7 +347,8 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
         "consensus_errors": len(consensus), "neighbour_disagreements": len(neighbours), "strongest": strongest,
         "eval_samples": len(preds.labels), "attack_subset": len(sub),
         "taxonomy": {r["model"]: {k: r[k] for k in ("correct", "near_miss", "far_miss")} for r in taxonomy.to_dicts()},
-        "prototype_overlap_mean": float(overlap["overlap"].mean()) if len(overlap) else 0.0,
+        "near_miss_k": k,
+        "prototype_mmd_ratio_mean": overlap["ratio"].drop_nans().mean(),
         f"robust_accuracy_{cfg.transfer_attack}_{cfg.transfer_eps:g}": dict(at.select("model", "accuracy").iter_rows()),
         "transfer_kappa": {k: (None if v != v else v) for k, v in corr.items()},
         "findings": findings,

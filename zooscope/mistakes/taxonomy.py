@@ -1,5 +1,6 @@
-"""The mistake taxonomy (Stock & Cisse 2018; docs/science.md section 7): near misses and confusion pairs per
-model, consensus errors over the zoo, and neighbour disagreement in one embedding.
+"""The mistake taxonomy (Stock & Cisse 2018; docs/science.md section 7): near misses (the label among the top k,
+:func:`near_miss_k`) and confusion pairs per model, consensus errors over the zoo, and neighbour disagreement in
+one embedding.
 
 A consensus error is a sample where a large share of the zoo predicts the same wrong class: a candidate
 label error or a genuinely ambiguous image rather than a model's private failure. Neighbour disagreement
@@ -14,15 +15,34 @@ import numpy as np
 
 from zooscope._checks import as_labels
 
-__all__ = ["Consensus", "NeighbourDisagreement", "mistake_counts", "confusion_pairs", "consensus_errors",
+__all__ = ["Consensus", "NeighbourDisagreement", "near_miss_k", "mistake_counts", "confusion_pairs", "consensus_errors",
            "neighbour_disagreement"]
+
+
+#: Stock & Cisse's k (top 5 on ImageNet's 1,000 classes) applies from this many classes on; fewer take k = 2.
+_MANY_CLASSES = 100
+
+
+def near_miss_k(k: int | None, *, num_classes: int) -> int:
+    """The k of a near miss (the label among the model's top k): ``k`` as declared (``mistakes.near_miss_k``),
+    or with None, 5 for datasets of at least 100 classes (Stock & Cisse on ImageNet) and 2 for fewer, where the
+    top 5 would hold a large share of the classes (1 for 2 classes: their top 2 holds every class)."""
+    if num_classes < 2:
+        raise ValueError(f"a near miss needs at least 2 classes, the dataset has {num_classes}")
+    if k is None:
+        return 5 if num_classes >= _MANY_CLASSES else min(2, num_classes - 1)
+    if not 1 <= k < num_classes:
+        raise ValueError(f"mistakes.near_miss_k must lie in [1, {num_classes - 1}] (fewer than the dataset's "
+                         f"{num_classes} classes), got {k}")
+    return k
 
 
 def mistake_counts(labels: np.ndarray, topk: np.ndarray) -> dict[str, int]:
     """One model's taxonomy from its ranked predictions.
 
     Args:
-        labels: int [n]; topk: int [n, k] classes ranked by probability (column 0 is the prediction).
+        labels: int [n]; topk: int [n, k] classes ranked by probability (column 0 is the prediction), k the
+            near-miss k (:func:`near_miss_k`).
 
     Returns:
         ``{n, correct, near_miss, far_miss}``: near miss = wrong but the label in the top k, far miss = the rest.
