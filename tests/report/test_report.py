@@ -52,15 +52,35 @@ def test_helpers_escape_data_and_keep_their_own_markup():
     assert "<script" not in out and 'data-v="0.5"' in out and "–" in out and 'class="sortable"' in out
 
 
-def test_critic_models_are_base_strongest_and_the_least_overlapping():
+def _zoo(*rows: tuple[str, str, bool, float]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(models frame, overlap table) from (model, category, weak, MMD ratio to the base "b" in each of two classes)."""
+    models = pl.DataFrame({"model": ["b", *(r[0] for r in rows)], "category": ["base", *(r[1] for r in rows)],
+                           "weak": [False, *(r[2] for r in rows)]})
+    overlap = pl.DataFrame({"class": [c for _ in rows for c in (0, 1)], "model_a": ["b"] * 2 * len(rows),
+                            "model_b": [r[0] for r in rows for _ in (0, 1)],
+                            "ratio": [v for r in rows for v in (r[3] - 0.1, r[3] + 0.1)]})
+    return models, overlap
+
+
+def test_critic_models_are_the_base_and_the_farthest_of_the_most_distant_categories():
     from zooscope.report.mistake_sections import critic_models
 
-    overlap = pl.DataFrame({"class": [0, 1, 0, 1, 0, 1], "model_a": ["a", "a", "a", "a", "c", "c"],
-                            "model_b": ["c", "c", "d", "d", "d", "d"], "overlap": [0.5, 0.1, 0.2, 0.2, 0.0, 0.0]})
-    # overlap with a (the strongest): c 0.3 on average, d 0.2; pairs without a do not count
-    assert critic_models(overlap, base="b", strongest="a") == ["b", "a", "d"]
-    assert critic_models(overlap, base="a", strongest="a") == ["a", "d"]
-    assert critic_models(overlap, base="d", strongest="a") == ["d", "a", "c"]
+    zoo = [("r1", "reinit", False, 0.2), ("h1", "hyperparameters", False, 0.3), ("f1", "framework", False, 0.3),
+           ("f2", "framework", True, 0.6), ("f3", "framework", False, 0.4), ("d1", "dataset", False, 0.25)]
+    models, overlap = _zoo(*zoo)
+    # dataset and framework; within framework the farthest one not flagged weak; shown in category order
+    assert critic_models(overlap, models, base="b") == ["b", "f3", "d1"]
+    # pairs without the base do not count
+    extra = pl.DataFrame({"class": [0], "model_a": ["f1"], "model_b": ["f3"], "ratio": [9.0]})
+    assert critic_models(pl.concat([overlap, extra]), models, base="b") == ["b", "f3", "d1"]
+    models, overlap = _zoo(*(r for r in zoo if r[1] != "dataset"))
+    assert critic_models(overlap, models, base="b") == ["b", "h1", "f3"]
+    # a weak model when its category has no other; two of one category only when no other category is left
+    models, overlap = _zoo(("r1", "reinit", False, 0.2), ("f2", "framework", True, 0.6))
+    assert critic_models(overlap, models, base="b") == ["b", "r1", "f2"]
+    models, overlap = _zoo(("r1", "reinit", False, 0.2), ("r2", "reinit", False, 0.3), ("r3", "reinit", False, 0.1))
+    assert critic_models(overlap, models, base="b") == ["b", "r1", "r2"]
+    assert critic_models(overlap, models, base="b", others=1) == ["b", "r2"]
 
 
 # --------------------------------------------------------------------------- the rendered report
@@ -131,12 +151,14 @@ def test_report_renders_offline_with_every_figure_and_image(studied, tmp_path):
                  "Consensus errors", "Prototypes and criticisms", "Adversarial transfer", "Adversarial examples",
                  "near misses"):
         assert word in dom
-    # MMD-critic: for each of the 10 digit classes, a row of prototypes and criticisms per model shown (the base,
-    # the strongest, the one whose prototypes overlap least with the strongest's)
-    shown = dom.count("prototype 1</div>")
-    assert shown in (20, 30) and dom.count("criticism 1<br>") == shown
-    for mid in TINY_STUDY["models"]:
-        assert f"<td>{mid}" in dom
+    # MMD-critic: for each of the 10 digit classes a row with each shown model's prototypes and criticisms: the
+    # base, and the farthest of the two most distant categories present (architecture: mlp; framework: randfeat,
+    # weak but alone in its category); the MMD ratio by pair category above it
+    assert dom.count("prototype 1</div>") == dom.count("criticism 1<br>") == 30
+    for head in ("cnn_a (base)", "mlp (architecture)", "randfeat (framework)"):
+        assert f"<th>{head}</th>" in dom
+    assert "MMD ratio to cnn_a" in dom and "pair category" in dom
+    assert "Here k = 2, automatic for 10 classes" in dom
     # each section names its sources
     assert dom.count('class="src"') >= 8 and "artifacts/pairs.parquet" in dom and "metrics/study.json" in dom
     # the per-model table sorts

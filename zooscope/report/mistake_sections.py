@@ -19,7 +19,8 @@ from zooscope.report import figures
 from zooscope.report.data import MistakesData, ReportData, model_order
 from zooscope.report.page import Column, Html, Section, join, table, tag
 from zooscope.report.pair_sections import image_thumb, thumb
-from zooscope.report.study_sections import pct
+from zooscope.report.study_sections import num, pct
+from zooscope.vocab import group_rank
 
 __all__ = ["mistake_sections", "critic_models", "consensus_rows", "critic_picks", "transfer_view"]
 
@@ -87,18 +88,22 @@ def _taxonomy(data: ReportData, mis: MistakesData) -> Section:
     robust_acc = dict(at.select("model", "accuracy").rows())
     rows = [r | {"error": (r["near_miss"] + r["far_miss"]) / r["n"], "near_share": r["near_miss"] / max(1, r["near_miss"] + r["far_miss"]),
                  "robust": robust_acc.get(r["model"])} for r in tax.to_dicts()]
+    k = metrics["near_miss_k"]
     columns = (Column("model", "model"), Column("error", "top-1 error %", pct, True),
-               Column("near_miss", "near misses", str, True, "wrong, but the label is in the top 5"),
-               Column("far_miss", "far misses", str, True, "the label is not in the top 5"),
+               Column("near_miss", "near misses", str, True, f"wrong, but the label is in the top {k}"),
+               Column("far_miss", "far misses", str, True, f"the label is not in the top {k}"),
                Column("near_share", "near-miss share %", pct, True, "near misses among the errors"),
                Column("robust", f"{cfg.transfer_attack.upper()} ε={cfg.transfer_eps:g} acc %", pct, True,
                       f"accuracy under the attack on {metrics['attack_subset']} eval samples"))
+    why = ("as declared (mistakes.near_miss_k)" if cfg.near_miss_k is not None else
+           f"automatic for {len(data.classes)} classes: 5 from 100 classes on, as Stock & Cisse's top 5 of ImageNet's "
+           "1,000, and 2 below, the model's second choice (a top 5 of 10 classes would hold half of them)")
     body = join([tag("ul", join(tag("li", f) for f in metrics["findings"]), class_="findings"),
                  tag("div", table(rows, columns, sortable=True), class_="scroll")])
     return Section("mistake-taxonomy", "Mistakes: taxonomy and robustness",
                    (*mis.source("taxonomy", "robustness"), mis.metrics_path),
-                   body, "Stock & Cisse (2018): many errors are near misses (the label is among the model's top 5), "
-                         "which top-1 accuracy counts like any other mistake.")
+                   body, f"Stock & Cisse (2018): many errors are near misses (the label is among the model's top k), "
+                         f"which top-1 accuracy counts like any other mistake. Here k = {k}, {why}.")
 
 
 def _consensus(data: ReportData, mis: MistakesData) -> Section:
@@ -132,44 +137,85 @@ def _consensus(data: ReportData, mis: MistakesData) -> Section:
                                 "its label and the zoo's answer.")
 
 
-def critic_models(overlap: pl.DataFrame, *, base: str, strongest: str) -> list[str]:
-    """The models whose MMD-critic picks the report shows side by side: the base, the strongest, and the
-    model whose prototypes overlap least with the strongest's (mean Jaccard over classes)."""
-    shown = list(dict.fromkeys([base, strongest]))
-    pairs = overlap.filter((pl.col("model_a") == strongest) | (pl.col("model_b") == strongest)).with_columns(
-        other=pl.when(pl.col("model_a") == strongest).then(pl.col("model_b")).otherwise(pl.col("model_a")))
-    means = pairs.group_by("other").agg(pl.col("overlap").mean()).filter(~pl.col("other").is_in(shown))
-    if len(means):
-        shown.append(means.sort("overlap", "other").row(0, named=True)["other"])
-    return shown
+def critic_models(overlap: pl.DataFrame, models: pl.DataFrame, *, base: str, others: int = 2) -> list[str]:
+    """The models whose MMD-critic picks the report shows side by side: the base and ``others`` models of the
+    most distant categories present (dataset, then framework, ...), one per category while categories last;
+    within a category the model whose prototypes lie farthest from the base's (mean MMD ratio over classes), a
+    model flagged weak only when its category has no other.
+
+    Args:
+        overlap: the mistakes stage's ``prototype_overlap`` table (class, model_a, model_b, ratio).
+        models: one row per model with its ``category`` relative to the base and ``weak`` flag.
+
+    Returns:
+        the base, then the chosen models in category order (reinit ... dataset).
+    """
+    far = dict(_to_base(overlap, base).group_by("model").agg(pl.col("ratio").mean()).rows())
+    rows = [r for r in models.select("model", "category", "weak").rows() if r[0] != base]
+    ranked = sorted(rows, key=lambda r: (-group_rank(r[1]), r[2], -(far.get(r[0]) or 0.0), r[0]))
+    firsts = [r for i, r in enumerate(ranked) if i == 0 or ranked[i - 1][1] != r[1]]
+    picks = (firsts + [r for r in ranked if r not in firsts])[:others]
+    return [base, *(r[0] for r in sorted(picks, key=lambda r: (group_rank(r[1]), r[0])))]
+
+
+def _to_base(overlap: pl.DataFrame, base: str) -> pl.DataFrame:
+    """The ``overlap`` rows of pairs with the base: {class, model (the other one), ratio (null where undefined)}."""
+    return overlap.filter((pl.col("model_a") == base) | (pl.col("model_b") == base)).select(
+        "class", model=pl.when(pl.col("model_a") == base).then(pl.col("model_b")).otherwise(pl.col("model_a")),
+        ratio=pl.col("ratio").fill_nan(None))
+
+
+def _by_category(overlap: pl.DataFrame, pairs: pl.DataFrame) -> list[dict]:
+    """Per pair category: {category, pairs, mean, low, high} of the pairs' MMD ratios (each the mean over classes)."""
+    per_pair = overlap.group_by("model_a", "model_b").agg(pl.col("ratio").fill_nan(None).mean()).join(
+        pairs.select("model_a", "model_b", "category"), on=["model_a", "model_b"])
+    rows = per_pair.group_by("category").agg(pairs=pl.len(), mean=pl.col("ratio").mean(), low=pl.col("ratio").min(),
+                                             high=pl.col("ratio").max()).to_dicts()
+    return sorted(rows, key=lambda r: group_rank(r["category"]))
+
+
+#: Thumbnails per model and class in the report: the first prototypes and criticisms picked (the stage keeps more,
+#: which the MMD ratio uses).
+_SHOWN_PROTOTYPES, _SHOWN_CRITICISMS = 4, 2
 
 
 def _criticism(data: ReportData, mis: MistakesData) -> Section:
-    cls, overlap = data.classes, mis.tables["prototype_overlap"]
-    models = critic_models(overlap, base=data.study.base, strongest=mis.metrics["strongest"])
+    cls, overlap, base = data.classes, mis.tables["prototype_overlap"], data.study.base
+    category = dict(data.models.select("model", "category").rows())
+    models = critic_models(overlap, data.models, base=base)
     picks = critic_picks(mis.tables["prototypes"], models=models)
+    to_base = {(c, m): v for c, m, v in _to_base(overlap, base).rows()}
     rows = []
     for c in sorted({c for m in models for c in picks[m]}):
-        for n, m in enumerate(m for m in models if c in picks[m]):
-            got = picks[m][c]
-            protos = [thumb(data, s, [f"prototype {i + 1}"]) for i, s in enumerate(got["prototypes"])]
-            crits = [thumb(data, s, [f"criticism {i + 1}", f"w {w:+.3f}"])
-                     for i, (s, w) in enumerate(zip(got["criticisms"], got["witness"]))]
-            head = tag("th", cls[c], rowspan=sum(c in picks[x] for x in models)) if n == 0 else Html("")
-            rows.append(tag("tr", head, tag("td", m), tag("td", tag("div", join(protos), class_="thumbs")),
-                            tag("td", tag("div", join(crits), class_="thumbs")), class_="first" if n == 0 else None))
-    grid_table = tag("table", tag("thead", tag("tr", *(tag("th", h) for h in ("class", "model", "prototypes", "criticisms")))),
-                     tag("tbody", join(rows)), class_="critic")
-    mean = float(overlap["overlap"].mean()) if len(overlap) else float("nan")
-    note = (f"Shown: {', '.join(models)} (the base, the strongest model, and the model whose prototypes overlap least "
-            f"with the strongest's). Prototypes summarise a class in a model's eval embedding; criticisms are the "
-            f"samples its prototypes explain worst (largest |witness| w). Over the whole zoo, two models' prototypes of a "
-            f"class overlap by {mean:.2f} on average (Jaccard): do different training methods see the same typical images?")
+        cells = []
+        for m in models:
+            got = picks[m].get(c, {"prototypes": [], "criticisms": [], "witness": []})
+            thumbs = [thumb(data, s, [f"prototype {i + 1}"])
+                      for i, s in enumerate(got["prototypes"][:_SHOWN_PROTOTYPES])]
+            thumbs += [thumb(data, s, [f"criticism {i + 1}", f"w {w:+.3f}"]) for i, (s, w) in
+                       enumerate(zip(got["criticisms"][:_SHOWN_CRITICISMS], got["witness"]))]
+            ratio = to_base.get((c, m))
+            note = tag("div", f"MMD ratio to {base}: {ratio:.2f}", class_="note") if ratio is not None else Html("")
+            cells.append(tag("td", tag("div", join(thumbs), class_="thumbs"), note))
+        rows.append(tag("tr", tag("th", cls[c]), join(cells), class_="first"))
+    head = join(tag("th", h) for h in ("class", *(f"{m} ({category[m]})" for m in models)))
+    grid = tag("table", tag("thead", tag("tr", head)), tag("tbody", join(rows)), class_="critic")
+    summary = table(_by_category(overlap, data.pairs), (
+        Column("category", "pair category"), Column("pairs", "pairs", str, True),
+        Column("mean", "MMD ratio, mean", num, True, "mean over the pairs of each pair's mean over classes"),
+        Column("low", "lowest pair", num, True), Column("high", "highest pair", num, True)))
+    note = (f"Shown: {', '.join(models)}: the base and, from the most distant categories present, the model whose "
+            f"prototypes lie farthest from the base's; per class its first {_SHOWN_PROTOTYPES} prototypes (the "
+            f"samples that summarise the class in the model's eval embedding) and first {_SHOWN_CRITICISMS} criticisms "
+            "(the samples those prototypes explain worst, largest |witness| w). Two models' prototypes of a class are "
+            f"compared by their MMD² in {base}'s eval embedding divided by its expectation for two random draws of as "
+            "many samples of the class (the MMD ratio): 0 means the same prototypes, 1 no more alike than random "
+            "samples.")
     return Section("prototypes-criticisms", "Prototypes and criticisms (MMD-critic)",
-                   (*mis.source("prototypes", "prototype_overlap"), *data.source("dataset")),
-                   join([tag("p", note), tag("div", grid_table, class_="scroll")]),
+                   (*mis.source("prototypes", "prototype_overlap"), *data.source("pairs", "dataset")),
+                   join([tag("p", note), summary, tag("div", grid, class_="scroll")]),
                    "Kim, Khanna & Koyejo (2016), as used by Stock & Cisse (2018) to reveal what a model sees as typical "
-                   "and atypical of each class.")
+                   "and atypical of each class: do models trained another way see the same typical images?")
 
 
 def _transfer(data: ReportData, mis: MistakesData) -> Section:
