@@ -27,6 +27,12 @@ def test_mistakes_tables_metrics_and_findings(studied):
     for row in tax.iter_rows(named=True):
         pred = pl.read_parquet(repo / f"artifacts/predictions/{row['model']}/eval.parquet")
         assert row["correct"] == pred["correct"].sum() and row["n"] == row["correct"] + row["near_miss"] + row["far_miss"]
+        # digits' 10 classes: k = 2, a near miss is an error whose label is the second choice
+        second = np.stack(pred["top5"].to_numpy())[:, 1] == pred["label"].to_numpy()
+        assert row["near_miss"] == second.sum()
+    overlap = pl.read_parquet(art / "prototype_overlap.parquet")
+    assert overlap.columns == ["class", "model_a", "model_b", "mmd2", "reference", "ratio"]
+    assert len(overlap) == 10 * 6 and (overlap["mmd2"] >= 0).all() and (overlap["reference"] > 0).all()
     # the transfer matrix's diagonal is each model's own robust accuracy, also in the robustness table
     loaded = load_mistakes(art, repo / "metrics/mistakes.json")
     section = transfer_view(loaded.tables["transfer"], loaded.metrics["transfer_kappa"])
@@ -55,6 +61,7 @@ def test_mistakes_tables_metrics_and_findings(studied):
     assert len(rows) == len(images) and (images.min() >= 0 if len(images) else True)
     shown = json.loads((repo / "metrics/mistakes.json").read_text())
     assert shown["consensus_errors"] == len(pl.read_parquet(art / "consensus.parquet"))
+    assert shown["near_miss_k"] == 2 and shown["prototype_mmd_ratio_mean"] == pytest.approx(overlap["ratio"].mean())
     assert set(shown["taxonomy"]) == set(MODELS)
     stored = json.loads((repo / "metrics/mistakes.json").read_text())
     assert [f.split(":")[0] for f in stored["findings"]] == ["consensus errors", "neighbour disagreement",

@@ -240,8 +240,9 @@ def prototype_mmd(
     x2 = _sqnorm(xt)
     kbar = float(_mean_embedding(xt, x2, xt, x2, gamma, block).mean())
     union, inverse = np.unique(np.concatenate(rows), return_inverse=True)
-    u = xt[torch.as_tensor(union, device=xt.device)]
-    k = _kernel(u, x2[torch.as_tensor(union, device=xt.device)], u, _sqnorm(u), gamma).cpu().numpy()
+    at_union = torch.as_tensor(union, device=xt.device)
+    u, u2 = xt[at_union], x2[at_union]
+    k = _kernel(u, u2, u, u2, gamma).cpu().numpy()
     at = np.split(inverse, np.cumsum([len(r) for r in rows])[:-1])
     cross = np.array([[k[np.ix_(a, b)].mean() for b in at] for a in at])
     self_term = np.diag(cross)
