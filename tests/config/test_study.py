@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zooscope.config import SOURCE_KINDS, StudyError, load_study, parse_study
+from zooscope.config import SOURCE_KINDS, StudyError, dump_study, load_study, parse_study
 from zooscope.vocab import CATEGORIES, METHODOLOGY_TAGS, pair_category
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,13 +116,42 @@ def test_pairwise_settings_name_the_bad_key(tmp_path, old, new, expected):
         assert part in msg
 
 
-def test_pairwise_settings_are_typed_and_required(tmp_path):
+def test_pairwise_settings_are_typed_and_default_when_left_out(tmp_path):
     study = load_study(_write(tmp_path, VALID))
     assert study.ensemble.n_boot == 1000 and study.ensemble.matched_band == 0.02 and study.ensemble.strongest == 1
     assert study.similarity.mix_fractions == (0, 0.5, 1) and study.similarity.mix_dim is None
     assert study.mistakes.near_miss_k is None  # automatic: 2 for digits' 10 classes (zooscope.mistakes.near_miss_k)
-    msg = _error(tmp_path, "\n".join(line for line in VALID.splitlines() if not line.startswith("ensemble:")))
-    assert "ensemble: Field required" in msg
+    study = load_study(_write(tmp_path, "\n".join(line for line in VALID.splitlines() if not line.startswith("ensemble:"))))
+    assert study.ensemble.model_dump() == {"n_boot": 1000, "seed": 0, "matched_band": 0.02, "greedy_max_size": 10,
+                                           "strongest": 3, "class_groups": {}}
+
+
+#: VALID without any stage section or threads: the dataset, the base and the zoo are all a study must say.
+MINIMAL = "\n".join(line for line in VALID.splitlines() if line.split(":")[0] in ("dataset", "base", "models")
+                    or line.startswith(" ")) + "\n"
+
+
+def test_a_study_of_dataset_base_and_models_takes_every_default(tmp_path):
+    assert "threads" not in MINIMAL and "probe" not in MINIMAL and "cnn_b" in MINIMAL
+    study = load_study(_write(tmp_path, MINIMAL))
+    assert study.threads == 1
+    assert study.probe.l2_grid == (1e-4, 1e-3, 1e-2, 1e-1) and study.probe.knn_k == 20 and study.probe.tol == 1e-5
+    assert study.embed.batch_size == 256 and study.predict.ece_bins == 15 and study.report.thumbnails == 24
+    assert study.similarity.knn_k == 10 and study.mistakes.attack_subset == 200 and study.mistakes.eps == (0.01, 0.03, 0.1)
+
+
+def test_the_resolved_study_holds_every_section_in_schema_order_and_loads_back_the_same(tmp_path):
+    study = load_study(_write(tmp_path, MINIMAL))
+    text = dump_study(study)
+    resolved = yaml.safe_load(text)
+    assert list(resolved) == ["dataset", "base", "models", "embed", "probe", "predict", "ensemble", "similarity",
+                              "report", "mistakes", "threads"]
+    assert resolved["probe"] == {"l2_grid": [0.0001, 0.001, 0.01, 0.1], "max_iter": 100, "tol": 1e-05, "knn_k": 20}
+    assert resolved["dataset"] == {"source": "digits", "root": None, "seed": 0, "train_size": None,
+                                   "calibration_size": 0.15, "eval_size": 0.3, "image_size": None}
+    assert list(resolved["models"]) == ["cnn_a", "cnn_b"] and resolved["models"]["cnn_b"]["arch"]["widths"] == [4, 8]
+    assert "&" not in text and "*" not in text  # every value written out, no YAML anchors
+    assert load_study(_write(tmp_path, text)) == study
 
 
 def test_unknown_key_in_model_spec_lists_allowed_keys(tmp_path):

@@ -79,7 +79,7 @@ PARAMS = [
     Case("an unknown top-level key", "modles: unknown key", _set("modles", {})),
     Case("no dataset", "dataset: Field required", _drop("dataset")),
     Case("no models", "models: Field required", _drop("models")),
-    Case("no probe section", "probe: Field required", _drop("probe")),
+    Case("no base", "base: Field required", _drop("base")),
     Case("an empty zoo", "models: Dictionary should have at least 1 item", _set("models", {})),
     Case("a one-model zoo", "needs at least 2", _only_base),
     Case("a base that is no model", "base 'nope' is not a model id", _set("base", "nope")),

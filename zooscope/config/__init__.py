@@ -1,15 +1,15 @@
 """The study schema (``params.yaml``): the dataset, the zoo, and every stage's settings, validated once.
 
-- :mod:`zooscope.config.study`: :class:`Study`, :class:`DatasetSpec`, loading the YAML file;
+- :mod:`zooscope.config.study`: :class:`Study`, :class:`DatasetSpec`, loading the YAML file, writing it resolved;
 - :mod:`zooscope.config.zoo`: :class:`ModelSpec` (source, tags, architecture, recipe options);
-- :mod:`zooscope.config.settings`: one ``*Settings`` class per stage section;
+- :mod:`zooscope.config.settings`: one ``*Settings`` class per stage section (each may be left out: defaults);
 - :mod:`zooscope.config._errors`: messages that name the bad key and what is allowed there.
 """
 
 from zooscope.config._errors import StudyError
 from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesSettings, PredictSettings, ProbeSettings,
                                       ReportSettings, SimilaritySettings)
-from zooscope.config.study import DatasetSpec, Study, load_study, parse_study
+from zooscope.config.study import DatasetSpec, Study, dump_study, load_study, parse_study
 from zooscope.config.lint import ZooWarning, lint_zoo
 from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Augment, AutoencoderTrain, DistillTrain,
                                  ModelSpec, RandomFeaturesTrain, SimCLRTrain, SupervisedTrain, Tags, TeacherSpec,
@@ -18,7 +18,7 @@ from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Au
 __all__ = [
     "ARCH_KINDS", "RECIPES", "SOURCE_KINDS", "StudyError", "Study", "DatasetSpec", "ModelSpec", "Tags", "ArchSpec",
     "Augment", "SupervisedTrain", "DistillTrain", "TeacherSpec", "SimCLRTrain", "AutoencoderTrain",
-    "RandomFeaturesTrain", "recipe_train_options", "load_study", "parse_study", "EmbedSettings", "ProbeSettings",
+    "RandomFeaturesTrain", "recipe_train_options", "load_study", "parse_study", "dump_study", "EmbedSettings", "ProbeSettings",
     "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings", "ZooWarning",
     "lint_zoo",
 ]

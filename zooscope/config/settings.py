@@ -1,4 +1,6 @@
-"""The settings of each stage: one section of ``params.yaml`` per stage, which DVC tracks as that stage's params."""
+"""The settings of each stage: one section of ``params.yaml`` per stage, with a default for every field, so a study
+may leave a section out. DVC tracks each section as its stages' params in the resolved study (``dump_study``),
+which holds the values actually used, defaults included."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesS
                                       ReportSettings, SimilaritySettings)
 from zooscope.config.zoo import ModelSpec
 
-__all__ = ["DatasetSpec", "Study", "load_study", "parse_study"]
+__all__ = ["DatasetSpec", "Study", "dump_study", "load_study", "parse_study"]
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -72,15 +72,16 @@ class Study(Strict):
     dataset: DatasetSpec
     base: str
     models: dict[str, ModelSpec] = Field(min_length=1)
-    # stage sections are required (not defaulted): DVC tracks them as the stages' params
-    embed: EmbedSettings
-    probe: ProbeSettings
-    predict: PredictSettings
-    ensemble: EnsembleSettings
-    similarity: SimilaritySettings
-    report: ReportSettings
-    mistakes: MistakesSettings
-    threads: int = Field(ge=1, description="torch CPU threads per stage")
+    # the stages' sections may be left out (their defaults apply): the inputs stage writes the study with every
+    # default filled in (:func:`dump_study`), and DVC tracks the stages' params in that file
+    embed: EmbedSettings = EmbedSettings()
+    probe: ProbeSettings = ProbeSettings()
+    predict: PredictSettings = PredictSettings()
+    ensemble: EnsembleSettings = EnsembleSettings()
+    similarity: SimilaritySettings = SimilaritySettings()
+    report: ReportSettings = ReportSettings()
+    mistakes: MistakesSettings = MistakesSettings()
+    threads: int = Field(1, ge=1, description="torch CPU threads per stage")
 
     @field_validator("models")
     @classmethod
@@ -162,3 +163,16 @@ def load_study(path: str | Path = "params.yaml") -> Study:
         what = getattr(err, "problem", None) or " ".join(str(err).split())
         raise StudyError(f"{path}: not valid YAML ({where}{what})") from None
     return parse_study(data, source=str(path))
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """A SafeDumper that writes every value out in full (no ``&id001`` anchors for values that repeat)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_study(study: Study) -> str:
+    """The study as YAML with every default filled in: the sections in the schema's order, each model's keys too,
+    the models in their declared order. Loading it gives the same :class:`Study`; the same study gives the same text."""
+    return yaml.dump(study.model_dump(mode="json"), Dumper=_PlainDumper, sort_keys=False, allow_unicode=True)
