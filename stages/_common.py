@@ -13,7 +13,8 @@ from zooscope.io import DiskFullError
 
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--params", default="params.yaml", help="the study file (default: params.yaml)")
+    p.add_argument("--params", default="params.yaml", help="the study file (default: params.yaml; dvc.yaml gives the "
+                                                           "stages after inputs the study it resolved)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     return p
 
