@@ -65,8 +65,8 @@ def test_a_model_with_nan_weights_stops_at_its_fetch_and_loses_nothing(studied, 
     assert "model byo: weights: 1 of" in said and "head.bias (1 NaN, 0 inf)" in said
     assert not (work / "artifacts/models/byo/weights.safetensors").exists()  # nothing of it reached the DVC cache
     after = digests(work)
-    study_now = ("dvc.lock", "artifacts/settings.yaml")  # the inputs stage resolved the study with byo in it
-    assert {k: after[k] for k in before if k not in study_now} == {k: v for k, v in before.items() if k not in study_now}
+    now = ("dvc.lock", "artifacts/settings.yaml")  # the inputs stage resolved the study with byo in it
+    assert {k: after[k] for k in before if k not in now} == {k: v for k, v in before.items() if k not in now}
     assert "byo" in yaml.safe_load((work / "artifacts/settings.yaml").read_text())["models"]
     status = dvc(work, "status").stdout
     assert "fetch@byo" in status and "fetch@cnn_a" not in status and "embed@cnn_a" not in status

@@ -18,7 +18,7 @@ from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Au
 __all__ = [
     "ARCH_KINDS", "RECIPES", "SOURCE_KINDS", "StudyError", "Study", "DatasetSpec", "ModelSpec", "Tags", "ArchSpec",
     "Augment", "SupervisedTrain", "DistillTrain", "TeacherSpec", "SimCLRTrain", "AutoencoderTrain",
-    "RandomFeaturesTrain", "recipe_train_options", "load_study", "parse_study", "dump_study", "EmbedSettings", "ProbeSettings",
-    "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings", "ZooWarning",
-    "lint_zoo",
+    "RandomFeaturesTrain", "recipe_train_options", "load_study", "parse_study", "dump_study", "EmbedSettings",
+    "ProbeSettings", "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings",
+    "ZooWarning", "lint_zoo",
 ]
