@@ -48,9 +48,12 @@ def _validate(args: argparse.Namespace) -> int:
     if not args.schema_only:  # the files too: split sizes the dataset cannot fill, empty class folders, damaged files
         from zooscope.data.datasets import SPLITS, load_dataset
 
+        from zooscope.mistakes.taxonomy import near_miss_k
+
         data = load_dataset(study.dataset)
         print(f"dataset: {len(data.labels):,} images in {data.num_classes} classes; "
               + ", ".join(f"{s} {len(data.split(s)):,}" for s in SPLITS))
+        near_miss_k(study.mistakes.near_miss_k, num_classes=data.num_classes)  # settings that need the class count
     counts: dict[str, int] = {}
     for mid, spec in study.models.items():
         if mid != study.base:

@@ -126,3 +126,9 @@ DATASET = [
     Case("a train size above the dataset", "dataset.train_size: asks for 5000 samples but only", _set("dataset", "train_size", 5000)),
     Case("splits that overlap the whole set", "exceed the", _set("dataset", "train_size", 0.9)),
 ]
+
+#: Settings that only the dataset's class count rules out: `zooscope validate` refuses them, the mistakes stage too.
+CLASS_COUNT = [
+    Case("a near-miss k as large as the class count", "mistakes.near_miss_k must lie in [1, 9]",
+         _set("mistakes", "near_miss_k", 10)),
+]

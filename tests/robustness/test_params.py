@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from stages import fetch, inputs
-from tests.robustness.cases import DATASET, PARAMS
+from tests.robustness.cases import CLASS_COUNT, DATASET, PARAMS
 from zooscope.cli import main as zooscope
 
 
@@ -20,7 +20,7 @@ def one_line(capsys) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("case", PARAMS + DATASET, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", PARAMS + DATASET + CLASS_COUNT, ids=lambda c: c.name)
 def test_validate_names_what_is_wrong(tmp_path, capsys, case):
     case.write(tmp_path / "params.yaml")
     assert zooscope(["validate", "--params", str(tmp_path / "params.yaml")]) == 2
