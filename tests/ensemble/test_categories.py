@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from zooscope.ensemble import (PAIRS_COLUMNS, best_partners, category_tables, finding, headline, pairs_table,
-                               study_metrics)
+from zooscope.ensemble import (PAIRS_COLUMNS, best_partners, category_tables, finding, format_categories, headline,
+                               pairs_table, study_metrics)
 from zooscope.ensemble import interval95, model_resample_weights
 
 N_BOOT = 400
@@ -191,3 +191,12 @@ def test_headline_says_when_the_zoo_cannot_tell_the_categories_apart():
     frame, draws = _study()
     _, gain = headline(frame.with_columns(matched=pl.lit(False)), draws, _zoo(frame))
     assert gain.endswith("an interval that includes zero: this zoo cannot tell the two apart beyond these very models.")
+
+
+def test_the_category_table_text_writes_gains_in_points():
+    entry = {"pairs": 2, "models": 3, "kappa": 0.7, "kappa_lo": 0.6, "kappa_hi": 0.8, "kappa_zoo_lo": 0.5,
+             "kappa_zoo_hi": 0.9, "error_inconsistency": 0.1, "error_inconsistency_lo": 0.05,
+             "error_inconsistency_hi": 0.15, "gain": 0.0123, "gain_lo": -0.001, "gain_hi": 0.02}
+    text = format_categories({"all": {"reinit": entry}})
+    assert "gain (points)" in text
+    assert "+1.23 [-0.10, +2.00; no zoo]" in text and "0.70 [0.60, 0.80; 0.50, 0.90]" in text

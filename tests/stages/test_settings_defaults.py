@@ -50,7 +50,7 @@ def test_a_study_without_settings_runs_and_an_added_probe_section_re_runs_what_u
         f.write("probe:\n  knn_k: 3\n")
     assert stale(repo) == {"inputs"}  # it reads params.yaml as a whole; the others read what it resolves
     dvc(repo, "repro", "inputs")
-    assert stale(repo) == {"probe@cnn_a", "probe@mlp", "similarity"}  # the stages whose params hold `probe`
+    assert stale(repo) == {"probe@cnn_a", "probe@mlp", "similarity", "report"}  # params holding `probe` (report: all)
     diff = json.loads(dvc(repo, "params", "diff", "--json", "--targets", SETTINGS).stdout)
     assert diff == {SETTINGS: {"probe.knn_k": {"old": 20, "new": 3, "diff": -17}}}  # against the commit: the value used
     # then what reads their outputs: predict (probe.json's k-NN accuracy goes to metrics/models/<id>.json), mistakes

@@ -22,6 +22,7 @@ for models made this way.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -128,6 +129,12 @@ def _above_zero(difference: np.ndarray) -> bool:
     return len(ok) >= len(difference) / 2 and interval95(ok)[0] > 0
 
 
+def _formatter(stat: str) -> Callable[[float], str]:
+    """How a statistic is written (:data:`_FORMATS`)."""
+    _, factor, pattern = _FORMATS[stat]
+    return lambda value: pattern.format(factor * value)
+
+
 def finding(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.ndarray, *, stat: str = "kappa") -> str:
     """One line ranking the categories by mean ``stat``, e.g. ``kappa, accuracy-matched pairs (95% CI over
     images; over models and images): reinit 0.76 [0.72, 0.80; 0.61, 0.86] ~ (only over images) architecture
@@ -144,12 +151,8 @@ def finding(frame: pl.DataFrame, draws: dict[str, np.ndarray], zoo: np.ndarray, 
     image = {cat: draws[stat][mask].mean(0) for cat, mask in groups.items()}
     both = {cat: _zoo_means(draws[stat], zoo, mask) for cat, mask in groups.items()}
     order = sorted(groups, key=lambda c: -means[c])
-    name, factor, pattern = _FORMATS[stat]
-
-    def fmt(value: float) -> str:
-        return pattern.format(factor * value)
-
-    text = f"{name}, {SUBSETS[subset].label} (95% CI over images; over models and images):"
+    fmt = _formatter(stat)
+    text = f"{_FORMATS[stat][0]}, {SUBSETS[subset].label} (95% CI over images; over models and images):"
     for i, cat in enumerate(order):
         if i:
             prev = order[i - 1]
@@ -286,7 +289,7 @@ def category_metrics(categories: dict[str, dict[str, Any]]) -> dict[str, dict[st
 
 def _with_intervals(entry: dict[str, Any], stat: str) -> str:
     """``mean [lo, hi; zoo_lo, zoo_hi]`` of one category's stat (intervals over images; over models and images)."""
-    f = _FORMATS[stat].format
+    f = _formatter(stat)
     zoo = (f"{f(entry[f'{stat}_zoo_lo'])}, {f(entry[f'{stat}_zoo_hi'])}" if entry.get(f"{stat}_zoo_lo") is not None
            else "no zoo")
     return f"{f(entry[stat])} [{f(entry[f'{stat}_lo'])}, {f(entry[f'{stat}_hi'])}; {zoo}]"
@@ -304,7 +307,7 @@ def format_categories(tables: dict[str, dict[str, dict[str, Any]]]) -> str:
         lines.append(SUBSETS[subset].label + ("" if cats else ": none"))
         if cats:
             lines.append(f"  {'category':<16}{'pairs':>5}{'models':>7}  {'kappa':<{width[0]}}"
-                         f"{'error inconsistency':<{width[1]}}gain")
+                         f"{'error inconsistency':<{width[1]}}gain (points)")
         for cat, e in cats.items():
             kappa, ei, gain = cells[subset, cat]
             lines.append(f"  {cat:<16}{e['pairs']:>5}{e['models']:>7}  {kappa:<{width[0]}}{ei:<{width[1]}}{gain}")
