@@ -81,7 +81,7 @@ def test_study_metrics_plots_and_finding(studied, tmp_path):
         repo / f"artifacts/predictions/{m}/calibration.parquet")["label"].to_numpy()).mean())
     assert members[0] == cal_first
     stored = study
-    assert [f.split(",")[0] for f in stored["findings"]] == ["kappa", "error_inconsistency", "gain"]
+    assert [f.split(",")[0] for f in stored["findings"]] == ["kappa", "error_inconsistency", "gain (points)"]
     assert f"\n{study['finding']}\n" in out  # printed at the end of the ensemble stage
     plots = json.loads(dvc(repo, "plots", "show", "--json", "-o", str(tmp_path / "html")).stdout)["data"]
     for name in ("cka_heatmap", "kappa_by_category", "gain_vs_kappa", "greedy_curve"):
