@@ -37,7 +37,7 @@ def work(args) -> None:
                                     f"({'dataset.source' if study.dataset.source.startswith('imagefolder:') else FASHION_MNIST_HINT})")
         root.mkdir(parents=True)  # torchvision downloads into it: the link follows what arrives
     link_inputs(args.out, inputs | {"dataset": root})
-    with atomic_path(args.settings, suffix=".yaml") as tmp:
+    with atomic_path(args.settings, suffix=".json") as tmp:
         tmp.write_text(dump_study(study), encoding="utf-8")
     local = sorted(name for name, path in inputs.items() if path)
     print(f"inputs: {len(study.models)} models ({len(local)} from local files), dataset {study.dataset.source}")
@@ -46,7 +46,7 @@ def work(args) -> None:
 def main(argv=None) -> int:
     p = parser(__doc__)
     p.add_argument("--out", required=True, help="folder of the input links")
-    p.add_argument("--settings", required=True, help="the resolved study (YAML) the other stages read")
+    p.add_argument("--settings", required=True, help="the resolved study (JSON) the other stages read")
     return run(work, p, argv)
 
 

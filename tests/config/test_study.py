@@ -1,5 +1,6 @@
 """zooscope.config: study files written as YAML text, each error checked for the key it names and what it allows."""
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -145,15 +146,19 @@ def test_a_study_of_dataset_base_and_models_takes_every_default(tmp_path):
 def test_the_resolved_study_holds_every_section_in_schema_order_and_loads_back_the_same(tmp_path):
     study = load_study(_write(tmp_path, MINIMAL))
     text = dump_study(study)
-    resolved = yaml.safe_load(text)
+    resolved = json.loads(text)
     assert list(resolved) == ["dataset", "base", "models", "embed", "probe", "predict", "ensemble", "similarity",
                               "report", "mistakes", "threads"]
     assert resolved["probe"] == {"l2_grid": [0.0001, 0.001, 0.01, 0.1], "max_iter": 100, "tol": 1e-05, "knn_k": 20}
     assert resolved["dataset"] == {"source": "digits", "root": None, "seed": 0, "train_size": None,
                                    "calibration_size": 0.15, "eval_size": 0.3, "image_size": None}
     assert list(resolved["models"]) == ["cnn_a", "cnn_b"] and resolved["models"]["cnn_b"]["arch"]["widths"] == [4, 8]
-    assert "&" not in text and "*" not in text  # every value written out, no YAML anchors
-    assert load_study(_write(tmp_path, text)) == study
+    resolved_file = tmp_path / "settings.json"
+    resolved_file.write_text(text)
+    assert load_study(resolved_file) == study
+    resolved_file.write_text(text[:-3])
+    with pytest.raises(StudyError, match=r"settings.json: not valid JSON \(line \d+, column \d+: "):
+        load_study(resolved_file)
 
 
 def test_unknown_key_in_model_spec_lists_allowed_keys(tmp_path):

@@ -32,9 +32,9 @@ def test_validate_names_what_is_wrong(tmp_path, capsys, case):
 def test_the_first_stage_refuses_it_and_writes_nothing(tmp_path, capsys, case):
     case.write(tmp_path / "params.yaml")
     assert inputs.main(["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "inputs"),
-                        "--settings", str(tmp_path / "settings.yaml")]) == 2
+                        "--settings", str(tmp_path / "settings.json")]) == 2
     assert case.expected in one_line(capsys)
-    assert not (tmp_path / "inputs").exists() and not (tmp_path / "settings.yaml").exists()
+    assert not (tmp_path / "inputs").exists() and not (tmp_path / "settings.json").exists()
 
 
 @pytest.mark.parametrize("case", DATASET, ids=lambda c: c.name)

@@ -6,6 +6,7 @@ killed write is never hashed and is removed by the next write."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -65,9 +66,9 @@ def test_a_model_with_nan_weights_stops_at_its_fetch_and_loses_nothing(studied, 
     assert "model byo: weights: 1 of" in said and "head.bias (1 NaN, 0 inf)" in said
     assert not (work / "artifacts/models/byo/weights.safetensors").exists()  # nothing of it reached the DVC cache
     after = digests(work)
-    now = ("dvc.lock", "artifacts/settings.yaml")  # the inputs stage resolved the study with byo in it
+    now = ("dvc.lock", "artifacts/settings.json")  # the inputs stage resolved the study with byo in it
     assert {k: after[k] for k in before if k not in now} == {k: v for k, v in before.items() if k not in now}
-    assert "byo" in yaml.safe_load((work / "artifacts/settings.yaml").read_text())["models"]
+    assert "byo" in json.loads((work / "artifacts/settings.json").read_text())["models"]
     status = dvc(work, "status").stdout
     assert "fetch@byo" in status and "fetch@cnn_a" not in status and "embed@cnn_a" not in status
 

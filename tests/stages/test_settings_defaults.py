@@ -1,5 +1,5 @@
 """A study that says only its dataset, base and zoo, under a real `dvc repro`: the inputs stage resolves it into
-artifacts/settings.yaml (every default filled in), the stages take their params from that file, and a section added
+artifacts/settings.json (every default filled in), the stages take their params from that file, and a section added
 later re-runs exactly the stages that use it and those whose inputs it changes."""
 
 from __future__ import annotations
@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from tests.conftest import TINY_STUDY
 from tests.dvcrepo import _run, dvc, make_repo, ran_stages
 
 pytestmark = pytest.mark.slow
 
-SETTINGS = "artifacts/settings.yaml"
+SETTINGS = "artifacts/settings.json"
 #: The probe section's defaults (zooscope/config/settings.py ProbeSettings), as DVC records them.
 PROBE_DEFAULTS = {"l2_grid": [0.0001, 0.001, 0.01, 0.1], "max_iter": 100, "tol": 1e-05, "knn_k": 20}
 
@@ -39,7 +38,7 @@ def test_a_study_without_settings_runs_and_an_added_probe_section_re_runs_what_u
     assert set(ran_stages(dvc(repo, "repro").stdout)) == {
         "inputs", *(f"{s}@{m}" for s in per_model for m in ("cnn_a", "mlp")), "similarity", "ensemble", "mistakes",
         "report"}
-    resolved = yaml.safe_load((repo / SETTINGS).read_text())
+    resolved = json.loads((repo / SETTINGS).read_text())
     assert resolved["probe"] == PROBE_DEFAULTS and resolved["threads"] == 1
     assert locked_params(repo, "probe@mlp", "probe") == PROBE_DEFAULTS  # the values used, defaults included
     assert stale(repo) == set()

@@ -7,6 +7,7 @@ key and what is allowed there.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -147,12 +148,17 @@ def parse_study(data: Any, *, source: str = "params.yaml") -> Study:
 
 
 def load_study(path: str | Path = "params.yaml") -> Study:
-    """Load and validate a study file."""
+    """Load and validate a study file: YAML (params.yaml), or JSON when its name ends in ``.json``."""
     path = Path(path)
     try:
         text = path.read_text()
     except FileNotFoundError:
         raise StudyError(f"{path}: study file not found") from None
+    if path.suffix == ".json":  # the resolved study the inputs stage writes (dump_study)
+        try:
+            return parse_study(json.loads(text), source=str(path))
+        except json.JSONDecodeError as err:
+            raise StudyError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except StudyError as err:
@@ -165,14 +171,9 @@ def load_study(path: str | Path = "params.yaml") -> Study:
     return parse_study(data, source=str(path))
 
 
-class _PlainDumper(yaml.SafeDumper):
-    """A SafeDumper that writes every value out in full (no ``&id001`` anchors for values that repeat)."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
 def dump_study(study: Study) -> str:
-    """The study as YAML with every default filled in: the sections in the schema's order, each model's keys too,
-    the models in their declared order. Loading it gives the same :class:`Study`; the same study gives the same text."""
-    return yaml.dump(study.model_dump(mode="json"), Dumper=_PlainDumper, sort_keys=False, allow_unicode=True)
+    """The study as JSON with every default filled in: the sections in the schema's order, each model's keys too,
+    the models in their declared order. JSON, not YAML: DVC parses a params file once per stage that lists it,
+    and its YAML parser takes about 15 ms for a zoo of 16 models where ``json`` takes 0.1 ms. Loading it
+    (:func:`load_study`) gives the same :class:`Study`; the same study gives the same text."""
+    return json.dumps(study.model_dump(mode="json"), indent=1, ensure_ascii=False) + "\n"
