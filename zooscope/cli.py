@@ -14,7 +14,7 @@ from zooscope import __version__
 from zooscope.artifacts import DIFF_REPORT, EMBEDDINGS, MODEL_METRICS, PARAMS, PREDICTIONS_DIR, STUDY_METRICS
 from zooscope.data.datasets import SPLITS
 
-#: The predict stage's folder (its --out in dvc.yaml) and where ``zooscope explain`` writes its page.
+#: Where ``zooscope explain`` writes its page unless --out says otherwise.
 EXPLAIN_PAGE = "reports/explain/{model}-{sample_id}.html"
 
 EPILOG = """\

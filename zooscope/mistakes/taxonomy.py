@@ -20,7 +20,7 @@ __all__ = ["Consensus", "NeighbourDisagreement", "near_miss_k", "mistake_counts"
 
 
 #: Stock & Cisse's k (top 5 on ImageNet's 1,000 classes) applies from this many classes on; fewer take k = 2.
-_MANY_CLASSES = 100
+MANY_CLASSES = 100
 
 
 def near_miss_k(k: int | None, *, num_classes: int) -> int:
@@ -30,7 +30,7 @@ def near_miss_k(k: int | None, *, num_classes: int) -> int:
     if num_classes < 2:
         raise ValueError(f"a near miss needs at least 2 classes, the dataset has {num_classes}")
     if k is None:
-        return 5 if num_classes >= _MANY_CLASSES else min(2, num_classes - 1)
+        return 5 if num_classes >= MANY_CLASSES else min(2, num_classes - 1)
     if not 1 <= k < num_classes:
         raise ValueError(f"mistakes.near_miss_k must lie in [1, {num_classes - 1}] (fewer than the dataset's "
                          f"{num_classes} classes), got {k}")

@@ -100,6 +100,11 @@ class ReportData:
     mixes: pl.DataFrame | None = None
     reliability: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
+    @property
+    def category_of(self) -> dict[str, str]:
+        """model id -> its category relative to the base (``base`` for the base itself)."""
+        return dict(self.models.select("model", "category").rows())
+
     def source(self, *names: str) -> tuple[str, ...]:
         """The paths of the named artifacts (for a section's ``sources``)."""
         return tuple(str(self.artifacts.get(n, n)) for n in names)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from zooscope.mistakes.explain import describe_prediction
 from zooscope.mistakes.samples import sample_position
-from zooscope.report.page import Column, Html, Section, join, render_page, table, tag
+from zooscope.report.page import Column, Html, Section, fact, join, render_page, table, tag
 from zooscope.report.pair_sections import image_thumb
 
 __all__ = ["explain_page"]
@@ -38,7 +38,7 @@ def explain_page(dataset, *, model: str, query: dict, neighbours: Sequence[dict]
         pred = prediction["pred"]
         facts += [(f"{model} predicts", f"{cls[pred]} ({'right' if pred == query['label'] else 'wrong'})"),
                   ("confidence", f"{prediction['confidence']:.3f}")]
-    boxes = join(tag("div", tag("b", value), tag("span", name), class_="fact") for name, value in facts)
+    boxes = join(fact(value, name) for name, value in facts)
     sample = tag("div", image(sid, [f"sample {sid}", f"label {query['class']}"]), tag("div", boxes, class_="facts"),
                  class_="thumbs explain")
     said = tag("p", describe_prediction(model, query, prediction, cls), class_="note")

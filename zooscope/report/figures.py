@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zooscope.report.page import Html, esc
-from zooscope.vocab import GROUPS, group_rank
+from zooscope.vocab import GROUPS, SUBSETS, group_rank
 
 __all__ = ["Scale", "svg", "category_intervals", "category_scatter", "greedy_curve", "heatmap", "class_heatmap",
            "reliability_grid", "line_panels", "specialisation"]
@@ -77,9 +77,9 @@ class Scale:
         return cls(label, float(lo), float(hi if hi > lo else lo + step), cmap)
 
 
-def _interval_rows(ax, rows: Sequence[dict], *, stat: str, factor: float, subsets: Sequence[str]) -> list[str]:
+def _interval_rows(ax, rows: Sequence[dict], *, stat: str, factor: float, subsets: Sequence[str]) -> None:
     """Draw one dot-and-interval row per (category, subset): the dot at the mean, a thick line over the eval-image
-    interval, a thin one over the models-and-images interval; returns the category order."""
+    interval, a thin one over the models-and-images interval."""
     cats = list(dict.fromkeys(r["category"] for r in rows))
     step = 0.8 / max(len(subsets), 1)
     for j, subset in enumerate(subsets):
@@ -92,14 +92,13 @@ def _interval_rows(ax, rows: Sequence[dict], *, stat: str, factor: float, subset
                         alpha=0.8, solid_capstyle="butt")
             ax.plot([factor * r[f"{stat}_lo"], factor * r[f"{stat}_hi"]], [y, y], color=color, lw=4.2, alpha=0.55,
                     solid_capstyle="butt")
-            ax.plot([mean], [y], marker="o" if subset == "all" else "D", ms=5.5, color=color,
-                    markerfacecolor=color if subset == "all" else "white", markeredgewidth=1.3)
+            ax.plot([mean], [y], marker="o" if j == 0 else "D", ms=5.5, color=color,
+                    markerfacecolor=color if j == 0 else "white", markeredgewidth=1.3)
             ax.annotate(f"{mean:.2f}", (mean, y), xytext=(0, 4.5), textcoords="offset points", ha="center",
                         fontsize=7, color="#333333")
     ax.set_yticks(range(len(cats)), cats)
     if not ax.yaxis_inverted():  # panels share the y axis: invert it once
         ax.invert_yaxis()
-    return cats
 
 
 def category_intervals(rows: Sequence[dict], *, stats: Sequence[tuple[str, str, float]],
@@ -110,11 +109,13 @@ def category_intervals(rows: Sequence[dict], *, stats: Sequence[tuple[str, str, 
         rows: :func:`zooscope.summary.category_rows` (category, subset, ``stat``, ``stat_lo/_hi`` over eval images,
             ``stat_zoo_lo/_hi`` over models and images).
         stats: per panel ``(stat, axis label, factor)``; the factor scales the values (100: fractions to points).
-        subsets: the pair subsets drawn, one row per category each (dot: all pairs; diamond: the next subset).
+        subsets: the pair subsets drawn (keys of :data:`zooscope.vocab.SUBSETS`, at most two), one row per category
+            each (dots: the first; diamonds: the second).
 
     The axis spans the intervals, not zero, so the spread between categories is what the eye sees.
     """
     plt = _plt()
+    rows = [r for r in rows if r["subset"] in subsets]  # the axes span what is drawn
     cats = list(dict.fromkeys(r["category"] for r in rows))
     fig, axes = plt.subplots(1, len(stats), figsize=(4.1 * len(stats), 0.62 * len(cats) + 1.2), sharey=True,
                              squeeze=False)
@@ -131,12 +132,11 @@ def category_intervals(rows: Sequence[dict], *, stats: Sequence[tuple[str, str, 
         ax.grid(axis="x", color="#eeeeee", lw=0.6)
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color="#555555", marker="o", lw=0, label="all pairs"),
-               Line2D([], [], color="#555555", marker="D", markerfacecolor="white", lw=0, label="accuracy-matched"),
-               Line2D([], [], color="#555555", lw=4.2, alpha=0.55, label="95% CI over eval images"),
+    markers = [Line2D([], [], color="#555555", lw=0, marker="o" if i == 0 else "D",
+                      markerfacecolor="#555555" if i == 0 else "white", label=SUBSETS[s].label)
+               for i, s in enumerate(subsets[:2])]
+    handles = [*markers, Line2D([], [], color="#555555", lw=4.2, alpha=0.55, label="95% CI over eval images"),
                Line2D([], [], color="#555555", lw=1.1, label="95% CI over models and images")]
-    if len(subsets) < 2:
-        handles.pop(1)
     fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.02, 1.0), ncols=4, fontsize=7.5, frameon=False)
     fig.tight_layout()
     return svg(fig, label="statistics by methodology category with intervals")
@@ -187,11 +187,11 @@ def _cell_text(v: float) -> str:
     return f"{v:.2f}".replace("0.", ".", 1) if abs(v) < 1 else f"{v:.1f}"
 
 
-def heatmap(matrix: np.ndarray, names: Sequence[str], groups: Sequence[str], *, scale: Scale,
+def heatmap(matrix: np.ndarray, names: Sequence[str], groups: Sequence[str] | None, *, scale: Scale,
             col_names: Sequence[str] | None = None) -> Html:
-    """A heatmap of ``matrix`` [n, m] on ``scale``, model names on both axes, lines between the ``groups``
-    (consecutive runs of equal values), the diagonal of a square matrix masked (grey) and the values written in
-    the cells while they stay legible (up to 16 columns)."""
+    """A heatmap of ``matrix`` [n, m] on ``scale``, model names on both axes, lines between the ``groups`` of the
+    rows and columns (consecutive runs of equal values; None: no lines), the diagonal of a square matrix masked
+    (grey) and the values written in the cells while they stay legible (up to 16 columns)."""
     plt = _plt()
     matrix = np.array(matrix, np.float64)
     n, m = matrix.shape
@@ -205,7 +205,7 @@ def heatmap(matrix: np.ndarray, names: Sequence[str], groups: Sequence[str], *, 
     ax.set_xticks(range(m), cols, rotation=60, ha="right", fontsize=7.5)
     ax.set_yticks(range(n), names, fontsize=7.5)
     ax.spines[["left", "bottom"]].set_visible(False)
-    if col_names is None:
+    if groups is not None:
         for i in range(1, n):
             if groups[i] != groups[i - 1]:
                 ax.axhline(i - 0.5, color="white", lw=1.6)
@@ -228,7 +228,7 @@ def class_heatmap(matrix: np.ndarray, models: Sequence[str], classes: Sequence[s
     points) on a diverging scale centred on zero."""
     v = np.asarray(matrix, np.float64)
     bound = float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 1.0
-    return heatmap(v, models, models, scale=Scale(label, -bound, bound, "RdBu"), col_names=classes)
+    return heatmap(v, models, None, scale=Scale(label, -bound, bound, "RdBu"), col_names=classes)
 
 
 def reliability_grid(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], *, group_of: Mapping[str, str],

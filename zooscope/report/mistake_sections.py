@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from zooscope.artifacts import ADVERSARIAL_IMAGES, pair_matrix
+from zooscope.mistakes.taxonomy import MANY_CLASSES
 from zooscope.report import figures
 from zooscope.report.data import MistakesData, ReportData, model_order
 from zooscope.report.page import Column, Html, Section, join, table, tag
@@ -96,8 +97,8 @@ def _taxonomy(data: ReportData, mis: MistakesData) -> Section:
                Column("robust", f"{cfg.transfer_attack.upper()} ε={cfg.transfer_eps:g} acc %", pct, True,
                       f"accuracy under the attack on {metrics['attack_subset']} eval samples"))
     why = ("as declared (mistakes.near_miss_k)" if cfg.near_miss_k is not None else
-           f"automatic for {len(data.classes)} classes: 5 from 100 classes on, as Stock & Cisse's top 5 of ImageNet's "
-           "1,000, and 2 below, the model's second choice (a top 5 of 10 classes would hold half of them)")
+           f"automatic for {len(data.classes)} classes: 5 from {MANY_CLASSES} classes on, as Stock & Cisse's top 5 of "
+           "ImageNet's 1,000, and 2 below, the model's second choice (a top 5 of 10 classes would hold half of them)")
     body = join([tag("ul", join(tag("li", f) for f in metrics["findings"]), class_="findings"),
                  tag("div", table(rows, columns, sortable=True), class_="scroll")])
     return Section("mistake-taxonomy", "Mistakes: taxonomy and robustness",
@@ -181,7 +182,7 @@ _SHOWN_PROTOTYPES, _SHOWN_CRITICISMS = 4, 2
 
 def _criticism(data: ReportData, mis: MistakesData) -> Section:
     cls, overlap, base = data.classes, mis.tables["prototype_overlap"], data.study.base
-    category = dict(data.models.select("model", "category").rows())
+    category = data.category_of
     models = critic_models(overlap, data.models, base=base)
     picks = critic_picks(mis.tables["prototypes"], models=models)
     to_base = {(c, m): v for c, m, v in _to_base(overlap, base).rows()}
@@ -222,17 +223,15 @@ def _transfer(data: ReportData, mis: MistakesData) -> Section:
     got = transfer_view(mis.tables["transfer"], mis.metrics["transfer_kappa"])
     order = [mid for mid in model_order(data.models) if mid in got["models"]]
     idx = [got["models"].index(mid) for mid in order]
-    groups = dict(data.models.select("model", "category").rows())
-    group_of = [groups[m] for m in order]
-    transfer = got["transfer"][np.ix_(idx, idx)]
+    group_of = [data.category_of[m] for m in order]
+    transfer, kappa = got["transfer"][np.ix_(idx, idx)], got["kappa"][np.ix_(idx, idx)]
     attack = f"{got['attack'].upper()} ε={got['eps']:g}"
     t_scale = figures.Scale.spanning(transfer, label="transfer rate: brighter = more of the source's examples also "
                                                      "fool the target", cmap="magma")
     t_fig = figures.heatmap(transfer, order, group_of, scale=t_scale)
     category = {frozenset(ab): c for *ab, c in data.pairs.select("model_a", "model_b", "category").rows()}
     off = [(i, j) for i in range(len(order)) for j in range(len(order)) if i != j]
-    rate = np.array([transfer[i, j] for i, j in off])
-    k_fig = figures.category_scatter(np.array([got["kappa"][idx[i], idx[j]] for i, j in off]), rate,
+    k_fig = figures.category_scatter(np.array([kappa[i, j] for i, j in off]), np.array([transfer[i, j] for i, j in off]),
                                      [category[frozenset((order[i], order[j]))] for i, j in off],
                                      xlabel="error consistency (kappa) on clean eval data", ylabel="transfer rate")
     corr = got.get("correlation") or {}
@@ -257,13 +256,13 @@ def _transfer(data: ReportData, mis: MistakesData) -> Section:
 def _robustness(data: ReportData, mis: MistakesData) -> Section:
     """Accuracy under attack against the budget, one panel per attack, one line per model."""
     robust = mis.tables["robustness"]
-    group_of = dict(data.models.select("model", "category").rows())
     panels = {}
     for attack in sorted(set(robust["attack"].to_list())):
         sub = robust.filter(pl.col("attack") == attack).sort("eps")
         panels[attack.upper()] = {m: (frame["eps"].to_numpy(), 100 * frame["accuracy"].to_numpy())
                                   for (m,), frame in sub.group_by(["model"], maintain_order=True)}
-    fig = figures.line_panels(panels, group_of=group_of, xlabel="ε (L∞ on [0, 1] pixels)", ylabel="accuracy under attack (%)")
+    fig = figures.line_panels(panels, group_of=data.category_of, xlabel="ε (L∞ on [0, 1] pixels)",
+                              ylabel="accuracy under attack (%)")
     eps = ", ".join(f"{e:g}" for e in data.study.mistakes.eps)
     return Section("robustness", "Robustness against the attack budget", mis.source("robustness"),
                    tag("figure", fig, tag("figcaption", f"Accuracy of every model on {mis.metrics['attack_subset']} "

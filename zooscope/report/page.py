@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Html", "Section", "esc", "join", "tag", "code_list", "table", "Column", "png_img", "render_page"]
+__all__ = ["Html", "Section", "esc", "join", "tag", "code_list", "fact", "table", "Column", "png_img", "render_page"]
 
 
 _VOID = frozenset({"img", "meta", "br", "hr"})
@@ -49,6 +49,11 @@ def tag(name: str, *children: Any, **attrs: Any) -> Html:
 
 def code_list(paths: Iterable[str]) -> Html:
     return join((tag("code", p) for p in paths), ", ")
+
+
+def fact(value: Any, label: str) -> Html:
+    """One fact box: ``value`` large, ``label`` under it (a row of them goes in ``<div class="facts">``)."""
+    return tag("div", tag("b", value), tag("span", label), class_="fact")
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,7 @@ def _pair_scale(data: ReportData, column: str) -> figures.Scale:
 
 def heatmap_sections(data: ReportData) -> list[Section]:
     order = model_order(data.models)
-    groups = dict(data.models.select("model", "category").rows())
-    group_of = [groups[m] for m in order]
+    group_of = [data.category_of[m] for m in order]
 
     def draw(column: str) -> Html:
         return figures.heatmap(pair_matrix(data.pairs, order, column), order, group_of, scale=_pair_scale(data, column))
@@ -103,7 +102,7 @@ def _overlap_section(data: ReportData) -> list[Section]:
                                                           + "; ".join(lines) + "). A mix above both ends means "
                                                           "neither model's features contain the other's.")))
     return [Section("overlap", "Overlapping features: concatenated probes and feature mixes",
-                    data.source("pairs", "mixes"), tag("div", join(parts), class_="figs"),
+                    data.source("pairs", *(["mixes"] if data.mixes is not None else [])), tag("div", join(parts), class_="figs"),
                     "Do two models' embeddings hold information the other lacks? A probe on both at once, and on a "
                     "fixed budget split between them.")]
 

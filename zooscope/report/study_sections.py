@@ -7,7 +7,7 @@ import numpy as np
 
 from zooscope.report import figures
 from zooscope.report.data import ReportData, model_order
-from zooscope.report.page import Column, Html, Section, join, tag, table
+from zooscope.report.page import Column, Html, Section, fact, join, tag, table
 from zooscope.summary import category_rows, study_facts
 from zooscope.vocab import SUBSETS
 
@@ -28,19 +28,15 @@ def signed_pct(value: float) -> str:
     return f"{100 * value:+.2f}"
 
 
-def _fact(value: object, label: str) -> Html:
-    return tag("div", tag("b", value), tag("span", label), class_="fact")
-
-
 def summary_section(data: ReportData) -> list[Section]:
     facts = study_facts(data.study, data.study_metrics, split_sizes=data.split_sizes)
     splits = ", ".join(f"{name} {size:,}" for name, size in facts["splits"].items())
     best = data.models.drop_nulls("top1").sort("top1", descending=True).row(0, named=True)
-    boxes = [_fact(facts["dataset"], "dataset"), _fact(len(data.classes), "classes"), _fact(splits, "samples per split"),
-             _fact(facts["models"], f"models ({facts['weak_models']} deliberately weak)"), _fact(facts["base"], "base model"),
-             _fact(f"{facts['pairs']} / {facts['matched_pairs']}",
+    boxes = [fact(facts["dataset"], "dataset"), fact(len(data.classes), "classes"), fact(splits, "samples per split"),
+             fact(facts["models"], f"models ({facts['weak_models']} deliberately weak)"), fact(facts["base"], "base model"),
+             fact(f"{facts['pairs']} / {facts['matched_pairs']}",
                    f"pairs / accuracy-matched (|Δacc| ≤ {100 * (facts['matched_band'] or 0):.0f} pts)"),
-             _fact(f"{best['model']} {pct(best['top1'])}%", "best top-1")]
+             fact(f"{best['model']} {pct(best['top1'])}%", "best top-1")]
     findings = tag("ul", join(tag("li", f) for f in facts["findings"]), class_="findings")
     warnings = ([tag("h3", "Can this zoo answer the question? Design warnings"),
                  tag("ul", join(tag("li", w) for w in facts["lint"]), class_="warnings")] if facts["lint"] else [])
@@ -128,11 +124,8 @@ def _accuracy_vs_base(data: ReportData) -> Html:
     rows = [r for r in data.models.iter_rows(named=True) if r["model"] in kappa and r["top1"] is not None]
     base_acc = data.models.filter(data.models["model"] == base)["top1"].item()
     x = np.array([kappa[r["model"]] for r in rows])
-    # label the model of each category that errs least like the base, and the least accurate one
-    least_like: dict[str, int] = {}
-    for i, r in enumerate(rows):
-        if x[i] < x[least_like.get(r["category"], i)] or r["category"] not in least_like:
-            least_like[r["category"]] = i
+    # label the model of each category that errs least like the base (lowest kappa), and the least accurate one
+    least_like = {r["category"]: i for i, r in sorted(enumerate(rows), key=lambda t: -x[t[0]])}  # lowest kappa last
     labelled = sorted({*least_like.values(), int(np.argmin([r["top1"] for r in rows]))}) if rows else []
     fig = figures.category_scatter(x, np.array([100 * r["top1"] for r in rows]), [r["category"] for r in rows],
                                    xlabel=f"error consistency with {base} (kappa)", ylabel="eval top-1 accuracy (%)",
@@ -178,11 +171,10 @@ def calibration_section(data: ReportData) -> list[Section]:
     """Reliability diagrams: how well each model's temperature-scaled confidence matches its accuracy."""
     if not data.reliability:
         return []
-    group_of = dict(data.models.select("model", "category").rows())
     curves = {m: data.reliability[m] for m in model_order(data.models) if m in data.reliability}
     ece = dict(data.models.select("model", "ece").rows())
     titles = {m: f"{m}\nECE {ece[m]:.3f}" if ece.get(m) is not None else m for m in curves}
-    fig = figures.reliability_grid(curves, group_of=group_of, titles=titles)
+    fig = figures.reliability_grid(curves, group_of=data.category_of, titles=titles)
     return [Section("calibration", "Calibration", data.source("probs", "model_metrics"),
                     tag("figure", fig, tag("figcaption", "Per model, the eval accuracy of the samples in each confidence "
                                                          f"bin ({data.study.predict.ece_bins} equal-width bins) against "
