@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from stages._common import load, model_id, model_parser, run, use_threads
+from zooscope.stagecli import load, model_id, model_parser, run, use_threads
 
 
 def work(args) -> None:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from stages._common import load, model_id, model_parser, run, use_threads
+from zooscope.stagecli import load, model_id, model_parser, run, use_threads
 
 
 def work(args) -> None:

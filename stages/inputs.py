@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from stages._common import load, parser, run
+from zooscope.stagecli import load, parser, run
 
 
 def work(args) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from stages._common import load, parser, run, use_threads
+from zooscope.stagecli import load, parser, run, use_threads
 
 
 def work(args) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from stages._common import load, model_id, model_parser, run
+from zooscope.stagecli import load, model_id, model_parser, run
 
 
 def work(args) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import time
 
-from stages._common import load, parser, run
+from zooscope.stagecli import load, parser, run
 
 
 def work(args) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from stages._common import load, parser, run
+from zooscope.stagecli import load, parser, run
 
 
 def work(args) -> None:

@@ -24,7 +24,7 @@ LAYERS = (
     ("zooscope.mistakes",),
     ("zooscope.summary", "zooscope.diff"),
     ("zooscope.report",),
-    ("zooscope.cli",),
+    ("zooscope.cli", "zooscope.stagecli"),
 )
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 MODULES = sorted((REPO / "zooscope").rglob("*.py"))

@@ -1,5 +1,6 @@
 """zooscope.config: study files written as YAML text, each error checked for the key it names and what it allows."""
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -148,7 +149,7 @@ def test_the_resolved_study_holds_every_section_in_schema_order_and_loads_back_t
     text = dump_study(study)
     resolved = json.loads(text)
     assert list(resolved) == ["dataset", "base", "models", "embed", "probe", "predict", "ensemble", "similarity",
-                              "report", "mistakes", "threads"]
+                              "report", "mistakes", "threads", "models_digest"]
     assert resolved["probe"] == {"l2_grid": [0.0001, 0.001, 0.01, 0.1], "max_iter": 100, "tol": 1e-05, "knn_k": 20}
     assert resolved["dataset"] == {"source": "digits", "root": None, "seed": 0, "train_size": None,
                                    "calibration_size": 0.15, "eval_size": 0.3, "image_size": None}
@@ -159,6 +160,21 @@ def test_the_resolved_study_holds_every_section_in_schema_order_and_loads_back_t
     resolved_file.write_text(text[:-3])
     with pytest.raises(StudyError, match=r"settings.json: not valid JSON \(line \d+, column \d+: "):
         load_study(resolved_file)
+
+
+def test_the_resolved_study_carries_a_digest_of_its_models_that_a_hand_edit_breaks(tmp_path):
+    study = load_study(_write(tmp_path, MINIMAL))
+    resolved = json.loads(dump_study(study))
+    models = json.dumps(resolved["models"], sort_keys=True, ensure_ascii=False).encode()
+    assert resolved["models_digest"] == hashlib.sha256(models).hexdigest()
+    resolved["models"]["cnn_b"]["train"]["epochs"] += 1  # edited by hand: the zoo-wide stages' param would lie
+    resolved_file = tmp_path / "settings.json"
+    resolved_file.write_text(json.dumps(resolved))
+    with pytest.raises(StudyError, match=r"settings.json: models_digest does not match its models section .*"
+                                         r"re-run it \(dvc repro inputs\)"):
+        load_study(resolved_file)
+    study_b = load_study(_write(tmp_path, MINIMAL.replace("widths: [4, 8]", "widths: [4, 6]")))
+    assert json.loads(dump_study(study_b))["models_digest"] != resolved["models_digest"]
 
 
 def test_unknown_key_in_model_spec_lists_allowed_keys(tmp_path):

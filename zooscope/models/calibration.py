@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
 
 from zooscope._checks import as_labels
+from zooscope.models.bounded import minimize_bounded
 
 __all__ = ["TEMPERATURE_BOUNDS", "fit_temperature", "at_bound", "softmax", "nll", "reliability", "ece", "topk"]
 
@@ -18,10 +17,20 @@ def _check(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return logits, as_labels(labels, n=len(logits), num_classes=logits.shape[1], allow_empty=True)
 
 
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """log softmax(``x`` [n, C]) row-wise, the operations of ``scipy.special.log_softmax(x, axis=1)`` in their
+    order (shift by the finite row maximum), so the same floats without importing SciPy (a third of a second)."""
+    x_max = np.max(x, axis=1, keepdims=True)
+    x_max[~np.isfinite(x_max)] = 0
+    tmp = x - x_max
+    with np.errstate(divide="ignore"):
+        return tmp - np.log(np.sum(np.exp(tmp), axis=1, keepdims=True))
+
+
 def nll(logits: np.ndarray, labels: np.ndarray, *, temperature: float = 1.0) -> float:
     """Mean negative log-likelihood of ``labels`` [n] under softmax(``logits`` [n, C] / T)."""
     logits, labels = _check(logits, labels)
-    logp = log_softmax(logits / temperature, axis=1)
+    logp = log_softmax(logits / temperature)
     return float(-logp[np.arange(len(labels)), labels].mean())
 
 
@@ -36,10 +45,9 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, bounds: tuple[flo
     on a bound (:func:`at_bound`) means the optimum lies outside the range: the logits are degenerate.
     """
     logits, labels = _check(logits, labels)
-    res = minimize_scalar(lambda log_t: nll(logits, labels, temperature=float(np.exp(log_t))),
-                          bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded",
-                          options={"xatol": 1e-5})
-    return float(np.exp(res.x))
+    log_t = minimize_bounded(lambda log_t: nll(logits, labels, temperature=float(np.exp(log_t))),
+                             lo=float(np.log(bounds[0])), hi=float(np.log(bounds[1])), xatol=1e-5)
+    return float(np.exp(log_t))
 
 
 def at_bound(temperature: float, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> bool:
@@ -49,7 +57,7 @@ def at_bound(temperature: float, bounds: tuple[float, float] = TEMPERATURE_BOUND
 
 def softmax(logits: np.ndarray, *, temperature: float = 1.0) -> np.ndarray:
     """softmax(logits / T) row-wise, float64 [n, C]."""
-    return np.exp(log_softmax(np.asarray(logits, np.float64) / temperature, axis=1))
+    return np.exp(log_softmax(np.asarray(logits, np.float64) / temperature))
 
 
 def reliability(probs: np.ndarray, labels: np.ndarray, *, bins: int = 15) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

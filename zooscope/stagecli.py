@@ -1,4 +1,5 @@
-"""What every stage CLI shares: the parser skeleton, loading the study, and clean error exits."""
+"""What every stage CLI (stages/*.py) shares: the parser skeleton, loading the study, and clean error exits. It
+lives in the library, so the library's dependency covers it in every stage of dvc.yaml."""
 
 from __future__ import annotations
 
