@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import polars as pl
 
-from zooscope.paircache import cached_pairs, code_digest, digest
+from zooscope.paircache import cached_arrays, cached_pairs, code_digest, digest, uncached, uncached_arrays
 
 
 def _compute(log):
@@ -111,3 +111,57 @@ def test_an_unreadable_or_keyless_cache_is_recomputed(tmp_path, capsys, contents
     assert computed == 1 and rows["acc"].to_list() == [0.5]
     assert f"pair cache {path}" in capsys.readouterr().err
     assert pl.read_parquet(path)["key"].to_list() == ["k1"]
+
+
+def test_items_need_not_be_pairs_and_no_path_means_no_cache(tmp_path):
+    log = []
+
+    def compute(items):
+        log.append(list(items))
+        return {"score": [len(m) / 10 for m in items]}
+
+    keys = {"a": "k1", "bbb": "k2"}
+    assert cached_pairs(None, keys, compute)[0]["score"].to_list() == [0.1, 0.3] and not list(tmp_path.iterdir())
+    assert uncached(None, keys) == ["a", "bbb"] and uncached(tmp_path / "c.parquet", keys) == ["a", "bbb"]
+    cached_pairs(tmp_path / "c.parquet", keys, compute, progress=False)
+    assert uncached(tmp_path / "c.parquet", {**keys, "cc": "k3", "dd": "k3"}) == ["cc"]
+    assert log == [["a", "bbb"], ["a", "bbb"]]
+
+
+def _arrays(log):
+    def compute(item):
+        log.append(item)
+        return {"x": np.full((2, len(item)), len(item), np.float32), "n": np.arange(len(item))}
+    return compute
+
+
+def test_arrays_are_computed_once_read_back_memory_mapped_and_stale_files_removed(tmp_path):
+    folder, log = tmp_path / "arrays", []
+    got, computed = cached_arrays(folder, {"a": "k1", "bb": "k2"}, _arrays(log), progress=False)
+    assert computed == 2 and log == ["a", "bb"] and isinstance(got["bb"]["x"], np.memmap)
+    assert got["bb"]["x"].tolist() == [[2.0, 2.0], [2.0, 2.0]] and got["a"]["n"].tolist() == [0]
+    assert sorted(p.name for p in folder.iterdir()) == ["k1.json", "k1.n.npy", "k1.x.npy", "k2.json", "k2.n.npy",
+                                                       "k2.x.npy"]
+    assert uncached_arrays(folder, {"a": "k1", "ccc": "k3"}) == ["ccc"]
+    again, computed = cached_arrays(folder, {"a": "k1", "ccc": "k3", "same": "k3"}, _arrays(log), progress=False)
+    assert computed == 1 and log[-1] == "ccc" and again["same"]["x"].shape == (2, 3)
+    assert sorted(p.name.partition(".")[0] for p in folder.iterdir()) == ["k1"] * 3 + ["k3"] * 3  # k2 removed
+    plain, computed = cached_arrays(None, {"a": "k1"}, _arrays(log), progress=False)
+    assert computed == 1 and plain["a"]["n"].tolist() == [0] and not isinstance(plain["a"]["n"], np.memmap)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "remove", "index"])
+def test_a_damaged_array_result_is_computed_again(tmp_path, capsys, damage):
+    folder, log = tmp_path / "arrays", []
+    cached_arrays(folder, {"abc": "k1"}, _arrays(log), progress=False)
+    if damage == "truncate":
+        (folder / "k1.x.npy").write_bytes((folder / "k1.x.npy").read_bytes()[:-4])
+    elif damage == "remove":
+        (folder / "k1.n.npy").unlink()
+    else:
+        (folder / "k1.json").write_text("{")
+    assert uncached_arrays(folder, {"abc": "k1"}) == ["abc"]
+    got, computed = cached_arrays(folder, {"abc": "k1"}, _arrays(log), progress=False)
+    assert computed == 1 and got["abc"]["x"].tolist() == [[3.0] * 3] * 2
+    assert f"pair cache {folder / 'k1.json'}" in capsys.readouterr().err
+    assert cached_arrays(folder, {"abc": "k1"}, _arrays(log), progress=False)[1] == 0
