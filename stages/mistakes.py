@@ -13,7 +13,12 @@ criticisms, and adversarial robustness and transfer (docs/science.md section 7).
 
 ``--metrics`` (JSON, a DVC metric: counts per category and the transfer / kappa correlation; the
 ensemble stage owns metrics/study.json, so this stage writes its own file) and ``--transfer-plot``
-(CSV heatmap data). The finding lines are printed last."""
+(CSV heatmap data).
+
+MMD-critic per model, the attacks per model and the transfer per ordered pair are kept in ``--cache`` between runs
+(``zooscope.mistakes.parts``), so a changed model recomputes its own parts and its pairs only. The stage prints the
+attack work first (what it computes, what is cached), shows a progress bar per part, and prints the finding lines
+last."""
 
 from __future__ import annotations
 
@@ -34,7 +39,8 @@ def work(args) -> None:
     study, _ = load(args.params)
     use_threads(study)
     got = mistakes_tables(study, load_dataset(study.dataset), models=args.models, embeddings=args.embeddings,
-                          probes=args.probes, predictions=args.predictions, pairs=pl.read_parquet(args.pairs))
+                          probes=args.probes, predictions=args.predictions, pairs=pl.read_parquet(args.pairs),
+                          cache=args.cache, progress=not args.no_progress, log=lambda line: print(line, flush=True))
     for name, frame in got.tables.items():
         write_parquet(mistakes_file(args.out, name), frame)
     write_npy(Path(args.out) / ADVERSARIAL_IMAGES, got.adversarial_images)
@@ -51,6 +57,7 @@ def main(argv=None) -> int:
                        ("probes", "folder of <id>/probe.safetensors (headless models)"),
                        ("predictions", "folder of <id>/eval.parquet and eval_probs.npy"),
                        ("pairs", "the ensemble stage's per-pair table (kappa)"),
+                       ("cache", "folder of the per-model and per-pair caches (kept between runs)"),
                        ("out", "folder of the mistakes tables"),
                        ("metrics", "mistakes metrics (JSON, a DVC metric)"),
                        ("transfer-plot", "transfer matrix heatmap data (CSV)")):

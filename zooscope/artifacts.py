@@ -16,7 +16,8 @@ the ones ``dvc.yaml`` uses. The default study's tree:
     artifacts/similarity.parquet, artifacts/feature_mixes.parquet, artifacts/pair_cache/similarity/   similarity
     artifacts/pairs.parquet, artifacts/pairs_per_class.parquet, artifacts/pair_cache/ensemble/,
     metrics/study.json                                                                   ensemble
-    artifacts/mistakes/<table>.parquet, adversarial_images.npy, metrics/mistakes.json    mistakes
+    artifacts/mistakes/<table>.parquet, adversarial_images.npy, metrics/mistakes.json,
+    artifacts/pair_cache/mistakes/                                                       mistakes
     reports/index.html                                                                   report
 
 Pairwise numbers are only meaningful when both models saw the same samples in the same order, so

@@ -2,13 +2,14 @@
 zoo's artifacts, as long-format polars frames (one file each under ``artifacts/mistakes/``).
 
 Every function reads one model's arrays at a time (memory-mapped), so no N x N sample matrix and no
-all-models logits tensor is held.
+all-models logits tensor is held. The expensive parts (MMD-critic per model, the attacks per model and the transfer
+per ordered pair) come from :mod:`zooscope.mistakes.parts`, cached in the stage's cache folder.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,23 +18,20 @@ import numpy as np
 import polars as pl
 import torch
 
-from zooscope.artifacts import (PROBE_WEIGHTS, WEIGHTS, Predictions, embedding_file, pair_matrix, prediction_files,
-                                read_card, read_predictions)
+from zooscope.artifacts import Predictions, embedding_file, pair_matrix, prediction_files, read_predictions
 from zooscope.config import MistakesSettings, Study
-from zooscope.mistakes.adversarial import (Classifier, Transfer, classifier, matrix_correlation, pixel_inputs, predict,
-                                           robust_accuracy, transfer_matrix, transfer_rates)
-from zooscope.mistakes.critic import mmd_critic, prototype_mmd
+from zooscope.mistakes.adversarial import Transfer, matrix_correlation, transfer_rates
+from zooscope.mistakes.critic import prototype_mmd
 from zooscope.mistakes.explain import nearest_training
+from zooscope.mistakes.parts import (ZooModels, attack_plan, critic_picks, robust_accuracies, robustness_rows,
+                                     transfer_results)
 from zooscope.mistakes.taxonomy import (confusion_pairs, consensus_errors, mistake_counts, near_miss_k,
                                         neighbour_disagreement)
 from zooscope.models.calibration import topk
 from zooscope.models.embed import pick_device
-from zooscope.models.probe import load_probe
-from zooscope.zoo.embedding import embedding_fn
-from zooscope.zoo.sources import load_network
 
 __all__ = ["MistakesTables", "mistakes_tables", "taxonomy_tables", "consensus_table", "neighbour_table", "critic_tables",
-           "robustness_table", "transfer_table", "adversarial_examples", "zoo_classifiers"]
+           "transfer_table", "adversarial_examples"]
 
 
 def _ranked(folder: Path, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -105,30 +103,28 @@ def neighbour_table(embeddings: np.ndarray, labels: np.ndarray, sample_ids: np.n
 
 
 def critic_tables(embeddings_dir: str | Path, ids: list[str], labels: np.ndarray, sample_ids: np.ndarray, *,
-                  num_classes: int, base: str, settings: MistakesSettings, device: str | torch.device = "cpu"
-                  ) -> tuple[pl.DataFrame, pl.DataFrame]:
+                  num_classes: int, base: str, settings: MistakesSettings, device: str | torch.device = "cpu",
+                  cache: str | Path | None = None, progress: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """MMD-critic (on ``device``) on each model's eval embedding, per class: (picks {model, class, kind
     ('prototype' | 'criticism'), rank, sample_id, witness}, overlap {class, model_a, model_b, mmd2, reference,
     ratio}: the MMD^2 between the two models' prototypes in the ``base`` model's eval embedding, its expectation
     for two random draws of the class's samples (:func:`zooscope.mistakes.critic.prototype_mmd`) and their ratio,
-    0 for the same prototypes, 1 for no more alike than random samples)."""
+    0 for the same prototypes, 1 for no more alike than random samples; the number of models whose picks were
+    computed, the others' came from ``cache`` (:func:`zooscope.mistakes.parts.critic_picks`))."""
     rows: list[dict] = []
     protos: dict[int, dict[str, np.ndarray]] = {c: {} for c in range(num_classes)}  # rows into the class's members
     members = [np.flatnonzero(labels == c) for c in range(num_classes)]
+    picked, computed = critic_picks(embeddings_dir, ids, labels, num_classes=num_classes, settings=settings,
+                                    device=device, cache=cache, progress=progress)
     for mid in ids:
-        emb = np.load(embedding_file(Path(embeddings_dir) / mid, "eval"), mmap_mode="r")
-        for c, at in enumerate(members):
-            if len(at) < settings.prototypes + settings.criticisms:
-                continue
-            got = mmd_critic(np.asarray(emb[at]), prototypes=settings.prototypes, criticisms=settings.criticisms,
-                             gamma=settings.gamma, max_candidates=settings.max_candidates, seed=settings.seed,
-                             device=device)
-            protos[c][mid] = got.prototypes
+        for c, got in picked[mid].items():
+            at = members[c]
+            protos[c][mid] = got["prototypes"]
             rows += [{"model": mid, "class": c, "kind": "prototype", "rank": r + 1, "sample_id": int(sample_ids[at[i]]),
-                      "witness": None} for r, i in enumerate(got.prototypes)]
+                      "witness": None} for r, i in enumerate(got["prototypes"])]
             rows += [{"model": mid, "class": c, "kind": "criticism", "rank": r + 1,
                       "sample_id": int(sample_ids[at[i]]), "witness": float(w)}
-                     for r, (i, w) in enumerate(zip(got.criticisms, got.witness))]
+                     for r, (i, w) in enumerate(zip(got["criticisms"], got["witness"]))]
     shared = np.load(embedding_file(Path(embeddings_dir) / base, "eval"), mmap_mode="r")
     overlap = []
     for c, picks in protos.items():
@@ -145,49 +141,24 @@ def critic_tables(embeddings_dir: str | Path, ids: list[str], labels: np.ndarray
               "witness": pl.Float64}
     return (pl.DataFrame(rows, schema=schema),
             pl.DataFrame(overlap, schema={"class": pl.Int64, "model_a": pl.String, "model_b": pl.String,
-                                          "mmd2": pl.Float64, "reference": pl.Float64, "ratio": pl.Float64}))
+                                          "mmd2": pl.Float64, "reference": pl.Float64, "ratio": pl.Float64}), computed)
 
 
-def robustness_table(classifiers: Mapping[str, Classifier], inputs: Mapping[str, torch.Tensor], y: torch.Tensor, *,
-                     settings: MistakesSettings, skip: tuple[str, float] | None = None,
-                     clean: Mapping[str, np.ndarray] | None = None) -> pl.DataFrame:
-    """Accuracy under attack of every model: {model, attack, eps, accuracy}; eps 0 is the clean accuracy.
-    ``skip`` = (attack, eps) leaves out the budget the transfer matrix's diagonal already gives; ``clean``: each
-    model's clean predictions when already known (the transfer matrix has them), else they are computed."""
-    rows = []
-    for mid, fn in classifiers.items():
-        pred = clean[mid] if clean is not None else predict(fn, inputs[mid])
-        clean_acc = float((pred == y.numpy()).mean())
-        for method in ("fgsm", "pgd"):
-            rows.append({"model": mid, "attack": method, "eps": 0.0, "accuracy": clean_acc})
-            for eps in settings.eps:
-                if skip == (method, eps):
-                    continue
-                acc = robust_accuracy(fn, inputs[mid], y, method=method, eps=eps, steps=settings.pgd_steps,
-                                      seed=settings.seed)
-                rows.append({"model": mid, "attack": method, "eps": eps, "accuracy": acc})
-    return pl.DataFrame(rows)
-
-
-def transfer_table(classifiers: Mapping[str, Classifier], inputs: Mapping[str, torch.Tensor], y: torch.Tensor,
-                   kappa: np.ndarray, accuracy: np.ndarray, *, settings: MistakesSettings, keep: tuple[str, ...] = ()
-                   ) -> tuple[pl.DataFrame, dict[str, float], Transfer]:
-    """The transfer matrix as rows {source, target, attack, eps, accuracy (of the target on the source's examples),
+def transfer_table(got: Transfer, y: torch.Tensor, kappa: np.ndarray, accuracy: np.ndarray, *,
+                   settings: MistakesSettings) -> tuple[pl.DataFrame, dict[str, float]]:
+    """The transfer matrix ``got`` (:func:`zooscope.mistakes.adversarial.transfer_matrix`) as rows {source, target, attack, eps, accuracy (of the target on the source's examples),
     transfer_rate, transfer_rate_lo, transfer_rate_hi, eligible, kappa} (the rate of
     :func:`zooscope.mistakes.adversarial.transfer_rates` with its 95% interval over the attacked samples, nan on the
     diagonal; kappa of the pair, nan on the diagonal), the correlation of the transfer rate with kappa over ordered
     pairs, plain and with both models' eval ``accuracy`` [M] held fixed
-    (:func:`zooscope.mistakes.adversarial.matrix_correlation`), and the
-    :class:`~zooscope.mistakes.adversarial.Transfer` itself, which holds the examples crafted on the ``keep`` sources."""
-    got = transfer_matrix(classifiers, inputs, y, method=settings.transfer_attack, eps=settings.transfer_eps,
-                          steps=settings.pgd_steps, seed=settings.seed, keep=keep)
+    (:func:`zooscope.mistakes.adversarial.matrix_correlation`)."""
     rates = transfer_rates(got.clean, got.adversarial, y.numpy(), n_boot=settings.n_boot, seed=settings.seed)
     ids = got.models
     rows = [{"source": a, "target": b, "attack": settings.transfer_attack, "eps": settings.transfer_eps,
              "accuracy": got.accuracy[i, j], "transfer_rate": rates["rate"][i, j], "transfer_rate_lo": rates["lo"][i, j],
              "transfer_rate_hi": rates["hi"][i, j], "eligible": int(rates["eligible"][i, j]), "kappa": kappa[i, j]}
             for i, a in enumerate(ids) for j, b in enumerate(ids)]
-    return pl.DataFrame(rows), matrix_correlation(rates["rate"], kappa, accuracy=accuracy), got
+    return pl.DataFrame(rows), matrix_correlation(rates["rate"], kappa, accuracy=accuracy)
 
 
 def adversarial_examples(transfer: Transfer, source: str, inputs: torch.Tensor,
@@ -222,39 +193,14 @@ def adversarial_examples(transfer: Transfer, source: str, inputs: torch.Tensor,
     return frame, adv[pick].numpy().astype(np.float32)
 
 
-def zoo_classifiers(models_dir: str | Path, probes_dir: str | Path, ids: list[str], dataset, positions: np.ndarray,
-                    device: str | torch.device) -> tuple[dict[str, Classifier], dict[str, torch.Tensor], dict[str, Any]]:
-    """Each model loaded once, on ``device``: (classifier, clean pixel inputs [n, C, H, W] of ``positions``,
-    embedder: pixels -> embedding float [n, d] as numpy) per id. Headless models classify through their
-    probe's weights (``<probes_dir>/<id>/probe.safetensors``)."""
-    fns, inputs, embedders = {}, {}, {}
-    for mid in ids:
-        card = read_card(Path(models_dir) / mid)
-        model = load_network(card["builder"], str(Path(models_dir) / mid / WEIGHTS))
-        pre = card["preprocess"]
-        probe = None if card["has_head"] else vars(load_probe(Path(probes_dir) / mid / PROBE_WEIGHTS))
-        fns[mid] = classifier(model, mean=pre["mean"], std=pre["std"], probe=probe, device=device)
-        inputs[mid] = pixel_inputs(dataset, positions, pre)
-        m = torch.tensor(pre["mean"], device=device).view(1, -1, 1, 1)
-        s = torch.tensor(pre["std"], device=device).view(1, -1, 1, 1)
-        embed = embedding_fn(model)
-        embedders[mid] = lambda x, e=embed, m=m, s=s: _no_grad(lambda: e((x.to(m.device) - m) / s)[0].float().cpu().numpy())
-    return fns, inputs, embedders
-
-
-def _no_grad(f):
-    with torch.inference_mode():
-        return f()
-
-
 def _findings(n_consensus: int, n_samples: int, share: float, strongest: str, n_neigh: int, corr: dict,
               transfer: pl.DataFrame) -> list[str]:
-    rho, partial = corr["spearman"], corr.get("spearman_partial", float("nan"))
-    off = transfer.filter(transfer["source"] != transfer["target"])
     lines = [f"consensus errors: {n_consensus} of {n_samples} eval samples ({n_consensus / n_samples:.1%}) have at "
              f"least {share:.0%} of the zoo predicting the same wrong class (candidate label errors or ambiguous images)",
              f"neighbour disagreement: {n_neigh} eval samples disagree with the plurality label of their neighbours "
              f"in {strongest}'s embedding"]
+    rho, partial = corr["spearman"], corr.get("spearman_partial", float("nan"))
+    off = transfer.filter(transfer["source"] != transfer["target"])
     if rho == rho:  # not nan
         how = "more" if rho > 0 else "less"
         lines.append(f"adversarial transfer: examples crafted on one model fool another {how} often the more the two "
@@ -275,13 +221,16 @@ class MistakesTables:
         tables: name -> table, the names of ``zooscope.artifacts.MISTAKES_TABLES`` in that order.
         adversarial_images: float32 [rows of ``tables["adversarial"]``, C, H, W] in [0, 1].
         metrics: ``metrics/mistakes.json`` (counts, taxonomy, robust accuracy, transfer vs kappa, findings).
-        summary: one line saying what was computed, on which device.
+        summary: one line saying what was computed, on which device, and what came from the cache.
+        computed: part -> items computed this run, the rest came from the cache (``critic``: models, ``robustness``:
+            attacks, ``examples``: models, ``transfer``: ordered pairs).
     """
 
     tables: dict[str, pl.DataFrame]
     adversarial_images: np.ndarray
     metrics: dict[str, Any]
     summary: str
+    computed: dict[str, int]
 
     @property
     def findings(self) -> list[str]:
@@ -289,7 +238,8 @@ class MistakesTables:
 
 
 def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: str | Path, probes: str | Path,
-                    predictions: str | Path, pairs: pl.DataFrame) -> MistakesTables:
+                    predictions: str | Path, pairs: pl.DataFrame, cache: str | Path | None = None,
+                    progress: bool = False, log: Callable[[str], None] | None = None) -> MistakesTables:
     """The whole mistakes analysis of the study's zoo from the per-model stages' folders.
 
     Args:
@@ -297,6 +247,10 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
         dataset: the study's :class:`zooscope.data.datasets.Dataset` (labels, splits, images to attack).
         models, embeddings, probes, predictions: the per-model stages' folders (``<folder>/<id>/...``).
         pairs: the ensemble stage's pair table (kappa of every pair).
+        cache: the folder of the per-model and per-pair caches (:mod:`zooscope.mistakes.parts`); None: none, every
+            part is computed.
+        progress: a progress bar per part. log: called first with one line estimating the attack work (pairs and
+            attacks to compute against cached, images, PGD steps).
     """
     cfg, ids = study.mistakes, list(study.models)
     preds = read_predictions(predictions, ids)
@@ -311,49 +265,55 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
                "eval": np.load(embedding_file(emb / strongest, "eval"), mmap_mode="r"),
                "train_ids": dataset.sample_ids[train_pos], "train_labels": dataset.labels[train_pos]}
     k = near_miss_k(cfg.near_miss_k, num_classes=nc)
+    device = pick_device(study.embed.device)
+    rng = np.random.default_rng(cfg.seed)
+    sub = np.sort(rng.choice(len(eval_pos), min(cfg.attack_subset, len(eval_pos)), replace=False))
+    zoo = ZooModels(Path(models), Path(probes), dataset, eval_pos[sub], device)
+    plan = attack_plan(zoo, ids, settings=cfg, cache=cache)
+    if log is not None:
+        log(plan.describe(cfg, device))
+
     taxonomy, confusions = taxonomy_tables(predictions, ids, num_classes=nc, near_miss_k=k,
                                            top_confusions=cfg.top_confusions)
     consensus = consensus_table(preds, num_classes=nc, min_share=cfg.consensus_share, explain=explain,
                                 k=cfg.explain_k, show=cfg.show)
     neighbours = neighbour_table(np.asarray(explain["eval"]), preds.labels, preds.sample_ids, k=cfg.neighbour_k,
                                  num_classes=nc, model=strongest)
-    device = pick_device(study.embed.device)
-    picks, overlap = critic_tables(emb, ids, preds.labels, preds.sample_ids, num_classes=nc, base=study.base,
-                                   settings=cfg, device=device)
-
-    rng = np.random.default_rng(cfg.seed)
-    sub = np.sort(rng.choice(len(eval_pos), min(cfg.attack_subset, len(eval_pos)), replace=False))
-    fns, inputs, embedders = zoo_classifiers(models, probes, ids, dataset, eval_pos[sub], device)
-    y = torch.as_tensor(preds.labels[sub])
-    kappa = pair_matrix(pairs, ids, "kappa")
-    transfer, corr, crafted = transfer_table(fns, inputs, y, kappa, preds.correct.mean(1), settings=cfg,
-                                             keep=(strongest,))
-    own = transfer.filter(pl.col("source") == pl.col("target")).select(
-        pl.col("source").alias("model"), "attack", "eps", "accuracy")
-    clean = dict(zip(crafted.models, crafted.clean, strict=True))
-    robustness = pl.concat([robustness_table(fns, inputs, y, settings=cfg, skip=(cfg.transfer_attack, cfg.transfer_eps),
-                                             clean=clean),
-                            own]).sort("model", "attack", "eps", maintain_order=True)
-    adv_rows, adv_images = adversarial_examples(crafted, strongest, inputs[strongest], y, preds.sample_ids[sub],
-                                                embed=embedders[strongest], explain=explain, settings=cfg)
-
+    picks, overlap, n_critic = critic_tables(emb, ids, preds.labels, preds.sample_ids, num_classes=nc, base=study.base,
+                                             settings=cfg, device=device, cache=cache, progress=progress)
     tables = {"taxonomy": taxonomy, "confusions": confusions, "consensus": consensus, "neighbours": neighbours,
-              "prototypes": picks, "prototype_overlap": overlap, "robustness": robustness, "transfer": transfer,
-              "adversarial": adv_rows}
-    findings = _findings(len(consensus), len(preds.labels), cfg.consensus_share, strongest, len(neighbours), corr,
-                         transfer)
-    at = robustness.filter((pl.col("attack") == cfg.transfer_attack) & (pl.col("eps") == cfg.transfer_eps))
-    metrics = {
+              "prototypes": picks, "prototype_overlap": overlap}
+    computed = {"critic": n_critic}
+    metrics: dict[str, Any] = {
         "consensus_errors": len(consensus), "neighbour_disagreements": len(neighbours), "strongest": strongest,
-        "eval_samples": len(preds.labels), "attack_subset": len(sub),
+        "eval_samples": len(preds.labels),
         "taxonomy": {r["model"]: {k: r[k] for k in ("correct", "near_miss", "far_miss")} for r in taxonomy.to_dicts()},
         "near_miss_k": k,
         "prototype_mmd_ratio_mean": overlap["ratio"].drop_nans().mean(),
+    }
+    summary = f"mistakes: {len(ids)} models, strongest {strongest}; {len(picks)} prototypes/criticisms"
+
+    y = torch.as_tensor(preds.labels[sub])
+    accuracies, computed["robustness"] = robust_accuracies(plan, zoo, y, settings=cfg, cache=cache, progress=progress)
+    crafted, done = transfer_results(plan, zoo, y, settings=cfg, cache=cache, keep=(strongest,), progress=progress)
+    computed |= done
+    transfer, corr = transfer_table(crafted, y, pair_matrix(pairs, ids, "kappa"), preds.correct.mean(1), settings=cfg)
+    robustness = robustness_rows(accuracies, crafted, y.numpy(), settings=cfg)
+    _, inputs, embed = zoo(strongest)
+    adv_rows, adv_images = adversarial_examples(crafted, strongest, inputs, y, preds.sample_ids[sub], embed=embed,
+                                                explain=explain, settings=cfg)
+    tables |= {"robustness": robustness, "transfer": transfer, "adversarial": adv_rows}
+    at = robustness.filter((pl.col("attack") == cfg.transfer_attack) & (pl.col("eps") == cfg.transfer_eps))
+    metrics |= {
+        "attack_subset": len(sub),
         f"robust_accuracy_{cfg.transfer_attack}_{cfg.transfer_eps:g}": dict(at.select("model", "accuracy").iter_rows()),
         "transfer_kappa": {k: (None if v != v else v) for k, v in corr.items()},
-        "findings": findings,
+        "findings": _findings(len(consensus), len(preds.labels), cfg.consensus_share, strongest, len(neighbours), corr,
+                              transfer),
     }
-    summary = (f"mistakes: {len(ids)} models, strongest {strongest}; {len(picks)} prototypes/criticisms; "
-               f"{len(sub)} images attacked on {device} ({', '.join(f'{e:g}' for e in cfg.eps)} eps), "
-               f"transfer {len(ids)}x{len(ids)}")
-    return MistakesTables(tables, adv_images, metrics, summary)
+    summary += (f"; {len(sub)} images attacked on {device} ({', '.join(f'{e:g}' for e in cfg.eps)} eps), "
+                f"transfer {len(ids)}x{len(ids)}; computed (the rest cached): MMD-critic {n_critic} of {len(ids)} "
+                f"models, robustness {computed['robustness']} of {len(plan.robustness)} attacks, transfer examples "
+                f"{computed['examples']} of {len(ids)} models, transfer {computed['transfer']} of "
+                f"{len(plan.transfer)} ordered pairs")
+    return MistakesTables(tables, adv_images, metrics, summary, computed)
