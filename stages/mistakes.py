@@ -13,7 +13,8 @@ criticisms, and adversarial robustness and transfer (docs/science.md section 7).
 
 ``--metrics`` (JSON, a DVC metric: counts per category and the transfer / kappa correlation; the
 ensemble stage owns metrics/study.json, so this stage writes its own file) and ``--transfer-plot``
-(CSV heatmap data).
+(CSV heatmap data). With ``mistakes.attacks: false`` the robustness, transfer and adversarial files are not written
+(and earlier ones are removed); the plot data is then its header only.
 
 MMD-critic per model, the attacks per model and the transfer per ordered pair are kept in ``--cache`` between runs
 (``zooscope.mistakes.parts``), so a changed model recomputes its own parts and its pairs only. The stage prints the
@@ -31,7 +32,7 @@ from zooscope.stagecli import load, parser, run, use_threads
 def work(args) -> None:
     import polars as pl
 
-    from zooscope.artifacts import ADVERSARIAL_IMAGES, mistakes_file
+    from zooscope.artifacts import ADVERSARIAL_IMAGES, ATTACK_TABLES, mistakes_file
     from zooscope.data.datasets import load_dataset
     from zooscope.io import write_csv, write_json, write_npy, write_parquet
     from zooscope.mistakes import mistakes_tables
@@ -43,8 +44,14 @@ def work(args) -> None:
                           cache=args.cache, progress=not args.no_progress, log=lambda line: print(line, flush=True))
     for name, frame in got.tables.items():
         write_parquet(mistakes_file(args.out, name), frame)
-    write_npy(Path(args.out) / ADVERSARIAL_IMAGES, got.adversarial_images)
-    write_csv(args.transfer_plot, got.tables["transfer"].select("source", "target", "accuracy"))
+    plot = pl.DataFrame(schema={"source": pl.String, "target": pl.String, "accuracy": pl.Float64})
+    if got.adversarial_images is not None:
+        write_npy(Path(args.out) / ADVERSARIAL_IMAGES, got.adversarial_images)
+        plot = got.tables["transfer"].select("source", "target", "accuracy")
+    else:  # attacks off: what an earlier run with attacks wrote is no result of this study
+        for stale in [mistakes_file(args.out, name) for name in ATTACK_TABLES] + [Path(args.out) / ADVERSARIAL_IMAGES]:
+            stale.unlink(missing_ok=True)
+    write_csv(args.transfer_plot, plot)
     write_json(args.metrics, got.metrics)
     print(got.summary)
     print("\n".join(got.findings))

@@ -42,7 +42,7 @@ from zooscope.io import read_json
 __all__ = [
     "PARAMS", "EMBEDDINGS", "MODEL_METRICS", "STUDY_METRICS", "CATEGORY_METRICS", "REPORT", "DIFF_REPORT",
     "PREDICTIONS_DIR", "WEIGHTS", "CARD", "PROBE_SUMMARY", "PROBE_WEIGHTS", "PREDICTIONS", "PROBS", "CALIBRATION_PREDICTIONS",
-    "CALIBRATION_PROBS", "prediction_files", "MISTAKES_TABLES", "ADVERSARIAL_IMAGES",
+    "CALIBRATION_PROBS", "prediction_files", "MISTAKES_TABLES", "ATTACK_TABLES", "ADVERSARIAL_IMAGES",
     "embedding_file", "logits_file", "model_metrics_file", "mistakes_file",
     "link_input", "link_inputs", "read_card", "read_cards", "load_embeddings", "read_probe_summary", "read_model_metrics", "read_mistakes",
     "Predictions", "read_predictions", "unordered_pairs", "pair_matrix",
@@ -73,6 +73,8 @@ _PREDICTION_FILES = {"eval": (PREDICTIONS, PROBS), "calibration": (CALIBRATION_P
 #: The mistakes stage's tables, one ``<name>.parquet`` each.
 MISTAKES_TABLES = ("taxonomy", "confusions", "consensus", "neighbours", "prototypes", "prototype_overlap",
                    "robustness", "transfer", "adversarial")
+#: Those of them the attacks give (with ``adversarial_images.npy``): absent when ``mistakes.attacks`` is false.
+ATTACK_TABLES = ("robustness", "transfer", "adversarial")
 ADVERSARIAL_IMAGES = "adversarial_images.npy"  # mistakes: float32 [rows, C, H, W] of adversarial.parquet
 
 

@@ -115,6 +115,8 @@ PARAMS = [
     Case("a zero k of the k-NN", "similarity.knn_k", _set("similarity", "knn_k", 0)),
     Case("a negative attack budget", "mistakes.eps", _set("mistakes", "eps", [-0.1])),
     Case("an unknown transfer attack", "mistakes.transfer_attack", _set("mistakes", "transfer_attack", "cw")),
+    Case("attacks switched by a word", "mistakes.attacks: Input should be a valid boolean",
+         _set("mistakes", "attacks", "no")),
     Case("thumbnails as text", "report.thumbnails", _set("report", "thumbnails", "many")),
     Case("an unknown embed device", "embed.device", _set("embed", "device", "tpu")),
     Case("an id that is a number", "models.12.[key]: Input should be a valid string", text=_GOOD.replace("  cnn_b:", "  12:", 1)),

@@ -1,6 +1,7 @@
 """The mistakes stage's cache (zooscope.mistakes.parts) on the tiny digits zoo, built by the stage CLIs in-process
 (no DVC): a warm run gives the same bytes as a cold one and computes nothing, a changed model recomputes its own
-parts and its 2 (N - 1) ordered pairs only."""
+parts and its 2 (N - 1) ordered pairs only, and ``mistakes.attacks: false`` leaves the attack outputs out while the
+report still renders."""
 
 from __future__ import annotations
 
@@ -184,3 +185,39 @@ def test_the_cached_transfer_is_the_direct_transfer_matrix(zoo, digits, tmp_path
                                                                seed=cfg.seed)
     assert parts.attack_plan(models, MODELS, settings=cfg, cache=tmp_path).todo == {"robustness": 0, "examples": 0,
                                                                                    "transfer": 0}
+
+
+def test_attacks_off_leaves_out_robustness_and_transfer_and_the_report_says_so(zoo, tmp_path, record):
+    from zooscope.config import load_study
+    from zooscope.report import build_report, load_report_data
+
+    work = tmp_path / "zoo"
+    shutil.copytree(zoo, work)
+    out = tmp_path / "out"
+    with_attacks = _mistakes(work, out, tmp_path / "cache")
+    assert "mistakes/transfer.parquet" in with_attacks
+    _resolve(work, {**STUDY, "mistakes": {**STUDY["mistakes"], "attacks": False}})
+    for items in record.values():
+        items.clear()
+    got = _mistakes(work, out, tmp_path / "cache")
+    assert not any(record.values())  # no network loaded, no attack; MMD-critic from the cache
+    assert sorted(got) == ["adversarial_transfer.csv", "mistakes.json",
+                           *(f"mistakes/{t}.parquet" for t in sorted(("taxonomy", "confusions", "consensus", "neighbours",
+                                                                        "prototypes", "prototype_overlap")))]
+    assert got["adversarial_transfer.csv"] == b"source,target,accuracy\n"
+    for name in ("taxonomy", "prototypes", "consensus"):  # what does not attack is unchanged
+        assert got[f"mistakes/{name}.parquet"] == with_attacks[f"mistakes/{name}.parquet"]
+    metrics = json.loads(got["mistakes.json"])
+    assert metrics["attacks"] is False and "transfer_kappa" not in metrics and "attack_subset" not in metrics
+    assert not any(key.startswith("robust_accuracy") for key in metrics)
+    assert metrics["findings"][2].startswith("adversarial transfer: not measured (mistakes.attacks is false")
+
+    a, m = work / "artifacts", work / "metrics"
+    data = load_report_data(load_study(a / "settings.json"), model_metrics=m / "models", study_metrics=m / "study.json",
+                            pairs=a / "pairs.parquet", per_class=a / "pairs_per_class.parquet",
+                            predictions=a / "predictions", mistakes=out / "mistakes", mistakes_metrics=out / "mistakes.json")
+    assert data.mistakes.adversarial_images is None and "transfer" not in data.mistakes.tables
+    html = build_report(data)
+    assert "Robustness and adversarial transfer: not measured" in html and "mistakes.attacks to false" in html
+    assert 'id="adversarial-transfer"' not in html and 'id="adversarial-examples"' not in html
+    assert 'id="prototypes-criticisms"' in html and "<h2>Mistakes: taxonomy</h2>" in html

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from zooscope.config._errors import Strict
 
@@ -109,6 +109,9 @@ class MistakesSettings(Strict):
     gamma: float | None = Field(None, gt=0, description="RBF gamma; null: the median heuristic")
     max_candidates: int | None = Field(2000, ge=2, description="MMD-critic picks among this many samples per class "
                                                               "(a seeded subset); null: all")
+    attacks: StrictBool = Field(True, description="adversarial robustness, transfer and examples (the stage's longest "
+                                                   "part); false: none of them is computed or written, and the "
+                                                   "report says so")
     attack_subset: int = Field(200, ge=1, description="eval samples attacked (a seeded subset)")
     eps: tuple[float, ...] = Field((0.01, 0.03, 0.1), min_length=1, description="L_inf budgets on [0, 1] pixels")
     pgd_steps: int = Field(5, ge=1, description="PGD steps (step size 2.5 eps / steps, random start)")

@@ -193,12 +193,16 @@ def adversarial_examples(transfer: Transfer, source: str, inputs: torch.Tensor,
     return frame, adv[pick].numpy().astype(np.float32)
 
 
-def _findings(n_consensus: int, n_samples: int, share: float, strongest: str, n_neigh: int, corr: dict,
-              transfer: pl.DataFrame) -> list[str]:
+def _findings(n_consensus: int, n_samples: int, share: float, strongest: str, n_neigh: int, corr: dict | None,
+              transfer: pl.DataFrame | None) -> list[str]:
     lines = [f"consensus errors: {n_consensus} of {n_samples} eval samples ({n_consensus / n_samples:.1%}) have at "
              f"least {share:.0%} of the zoo predicting the same wrong class (candidate label errors or ambiguous images)",
              f"neighbour disagreement: {n_neigh} eval samples disagree with the plurality label of their neighbours "
              f"in {strongest}'s embedding"]
+    if corr is None or transfer is None:
+        lines.append("adversarial transfer: not measured (mistakes.attacks is false: no robustness, transfer or "
+                     "adversarial examples)")
+        return lines
     rho, partial = corr["spearman"], corr.get("spearman_partial", float("nan"))
     off = transfer.filter(transfer["source"] != transfer["target"])
     if rho == rho:  # not nan
@@ -218,16 +222,18 @@ class MistakesTables:
     """What the mistakes stage writes.
 
     Attributes:
-        tables: name -> table, the names of ``zooscope.artifacts.MISTAKES_TABLES`` in that order.
-        adversarial_images: float32 [rows of ``tables["adversarial"]``, C, H, W] in [0, 1].
-        metrics: ``metrics/mistakes.json`` (counts, taxonomy, robust accuracy, transfer vs kappa, findings).
+        tables: name -> table, the names of ``zooscope.artifacts.MISTAKES_TABLES`` in that order; without the
+            ``zooscope.artifacts.ATTACK_TABLES`` when ``mistakes.attacks`` is false.
+        adversarial_images: float32 [rows of ``tables["adversarial"]``, C, H, W] in [0, 1]; None without attacks.
+        metrics: ``metrics/mistakes.json`` (counts, taxonomy, robust accuracy, transfer vs kappa, findings;
+            ``attacks``: whether the attacks ran).
         summary: one line saying what was computed, on which device, and what came from the cache.
-        computed: part -> items computed this run, the rest came from the cache (``critic``: models, ``robustness``:
-            attacks, ``examples``: models, ``transfer``: ordered pairs).
+        computed: part -> items computed this run, the rest came from the cache (``critic``: models; with attacks,
+            ``robustness``: attacks, ``examples``: models, ``transfer``: ordered pairs).
     """
 
     tables: dict[str, pl.DataFrame]
-    adversarial_images: np.ndarray
+    adversarial_images: np.ndarray | None
     metrics: dict[str, Any]
     summary: str
     computed: dict[str, int]
@@ -269,9 +275,10 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
     rng = np.random.default_rng(cfg.seed)
     sub = np.sort(rng.choice(len(eval_pos), min(cfg.attack_subset, len(eval_pos)), replace=False))
     zoo = ZooModels(Path(models), Path(probes), dataset, eval_pos[sub], device)
-    plan = attack_plan(zoo, ids, settings=cfg, cache=cache)
+    plan = attack_plan(zoo, ids, settings=cfg, cache=cache) if cfg.attacks else None
     if log is not None:
-        log(plan.describe(cfg, device))
+        log(plan.describe(cfg, device) if plan is not None else
+            "mistakes: attacks off (mistakes.attacks: false): no robustness, transfer or adversarial examples")
 
     taxonomy, confusions = taxonomy_tables(predictions, ids, num_classes=nc, near_miss_k=k,
                                            top_confusions=cfg.top_confusions)
@@ -286,12 +293,17 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
     computed = {"critic": n_critic}
     metrics: dict[str, Any] = {
         "consensus_errors": len(consensus), "neighbour_disagreements": len(neighbours), "strongest": strongest,
-        "eval_samples": len(preds.labels),
+        "eval_samples": len(preds.labels), "attacks": cfg.attacks,
         "taxonomy": {r["model"]: {k: r[k] for k in ("correct", "near_miss", "far_miss")} for r in taxonomy.to_dicts()},
         "near_miss_k": k,
         "prototype_mmd_ratio_mean": overlap["ratio"].drop_nans().mean(),
     }
     summary = f"mistakes: {len(ids)} models, strongest {strongest}; {len(picks)} prototypes/criticisms"
+    if plan is None:
+        metrics["findings"] = _findings(len(consensus), len(preds.labels), cfg.consensus_share, strongest,
+                                        len(neighbours), None, None)
+        return MistakesTables(tables, None, metrics, f"{summary} ({n_critic} of {len(ids)} models computed); attacks off "
+                                                     "(mistakes.attacks: false)", computed)
 
     y = torch.as_tensor(preds.labels[sub])
     accuracies, computed["robustness"] = robust_accuracies(plan, zoo, y, settings=cfg, cache=cache, progress=progress)

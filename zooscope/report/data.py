@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from zooscope.artifacts import (ADVERSARIAL_IMAGES, PREDICTIONS, PROBS, Predictions, pair_matrix, read_mistakes,
-                                read_predictions)
+from zooscope.artifacts import (ADVERSARIAL_IMAGES, ATTACK_TABLES, PREDICTIONS, PROBS, Predictions, pair_matrix,
+                                read_mistakes, read_predictions)
 from zooscope.config import Study
 from zooscope.data.datasets import SPLITS
 from zooscope.io import read_json
@@ -34,15 +34,22 @@ class MistakesData:
         folder: the stage's folder, as given (what sections cite); metrics_path: its metrics file, as given.
         metrics: ``metrics/mistakes.json`` (counts, strongest model, findings, transfer vs kappa).
         tables: name -> table (taxonomy, robustness, consensus, prototypes, prototype_overlap, transfer,
-            adversarial).
-        adversarial_images: float32 [rows of ``tables["adversarial"]``, C, H, W] in [0, 1].
+            adversarial; without robustness, transfer and adversarial when the attacks were off).
+        adversarial_images: float32 [rows of ``tables["adversarial"]``, C, H, W] in [0, 1]; None when the attacks
+            were off.
     """
 
     folder: str
     metrics_path: str
     metrics: dict[str, Any]
     tables: dict[str, pl.DataFrame]
-    adversarial_images: np.ndarray
+    adversarial_images: np.ndarray | None
+
+    @property
+    def attacks(self) -> bool:
+        """Whether the stage ran the attacks (``mistakes.attacks``; the robustness, transfer and adversarial
+        outputs exist only then)."""
+        return self.metrics.get("attacks", True)
 
     def source(self, *tables: str) -> tuple[str, ...]:
         """The files of the named tables, as sections cite them."""
@@ -54,13 +61,18 @@ _MISTAKES_SHOWN = ("taxonomy", "robustness", "consensus", "prototypes", "prototy
 
 
 def load_mistakes(folder: str | Path, metrics_path: str | Path) -> MistakesData:
-    """Read the mistakes stage's tables, adversarial images and metrics file."""
+    """Read the mistakes stage's tables, adversarial images and metrics file (the metrics say whether the attacks
+    ran; without them there are no robustness, transfer and adversarial files to read)."""
+    metrics = read_json(metrics_path)
+    if not metrics.get("attacks", True):
+        tables = read_mistakes(folder, [name for name in _MISTAKES_SHOWN if name not in ATTACK_TABLES])
+        return MistakesData(str(folder), str(metrics_path), metrics, tables, None)
     tables = read_mistakes(folder, _MISTAKES_SHOWN)
     images = np.load(Path(folder) / ADVERSARIAL_IMAGES)
     if len(images) != len(tables["adversarial"]):
         raise ValueError(f"{folder}: {len(images)} adversarial images for {len(tables['adversarial'])} rows; "
                          "re-run the mistakes stage")
-    return MistakesData(str(folder), str(metrics_path), read_json(metrics_path), tables, images)
+    return MistakesData(str(folder), str(metrics_path), metrics, tables, images)
 
 
 @dataclass(frozen=True)

@@ -83,26 +83,30 @@ def transfer_view(transfer: pl.DataFrame, correlation: dict | None = None) -> di
 
 def _taxonomy(data: ReportData, mis: MistakesData) -> Section:
     metrics = mis.metrics
-    tax, robust = mis.tables["taxonomy"], mis.tables["robustness"]
+    tax = mis.tables["taxonomy"]
     cfg = data.study.mistakes
-    at = robust.filter((pl.col("attack") == cfg.transfer_attack) & (pl.col("eps") == cfg.transfer_eps))
-    robust_acc = dict(at.select("model", "accuracy").rows())
+    robust_acc = {}
+    if mis.attacks:
+        robust = mis.tables["robustness"]
+        at = robust.filter((pl.col("attack") == cfg.transfer_attack) & (pl.col("eps") == cfg.transfer_eps))
+        robust_acc = dict(at.select("model", "accuracy").rows())
     rows = [r | {"error": (r["near_miss"] + r["far_miss"]) / r["n"], "near_share": r["near_miss"] / max(1, r["near_miss"] + r["far_miss"]),
                  "robust": robust_acc.get(r["model"])} for r in tax.to_dicts()]
     k = metrics["near_miss_k"]
     columns = (Column("model", "model"), Column("error", "top-1 error %", pct, True),
                Column("near_miss", "near misses", str, True, f"wrong, but the label is in the top {k}"),
                Column("far_miss", "far misses", str, True, f"the label is not in the top {k}"),
-               Column("near_share", "near-miss share %", pct, True, "near misses among the errors"),
-               Column("robust", f"{cfg.transfer_attack.upper()} ε={cfg.transfer_eps:g} acc %", pct, True,
-                      f"accuracy under the attack on {metrics['attack_subset']} eval samples"))
+               Column("near_share", "near-miss share %", pct, True, "near misses among the errors"))
+    if mis.attacks:
+        columns += (Column("robust", f"{cfg.transfer_attack.upper()} ε={cfg.transfer_eps:g} acc %", pct, True,
+                           f"accuracy under the attack on {metrics['attack_subset']} eval samples"),)
     why = ("as declared (mistakes.near_miss_k)" if cfg.near_miss_k is not None else
            f"automatic for {len(data.classes)} classes: 5 from {MANY_CLASSES} classes on, as Stock & Cisse's top 5 of "
            "ImageNet's 1,000, and 2 below, the model's second choice (a top 5 of 10 classes would hold half of them)")
     body = join([tag("ul", join(tag("li", f) for f in metrics["findings"]), class_="findings"),
                  tag("div", table(rows, columns, sortable=True), class_="scroll")])
-    return Section("mistake-taxonomy", "Mistakes: taxonomy and robustness",
-                   (*mis.source("taxonomy", "robustness"), mis.metrics_path),
+    return Section("mistake-taxonomy", "Mistakes: taxonomy and robustness" if mis.attacks else "Mistakes: taxonomy",
+                   (*mis.source("taxonomy", *(("robustness",) if mis.attacks else ())), mis.metrics_path),
                    body, f"Stock & Cisse (2018): many errors are near misses (the label is among the model's top k), "
                          f"which top-1 accuracy counts like any other mistake. Here k = {k}, {why}.")
 
@@ -304,11 +308,27 @@ def _adversarial(data: ReportData, mis: MistakesData) -> Section:
                                 "prediction).")
 
 
+def _no_attacks(data: ReportData, mis: MistakesData) -> Section:
+    """What stands where the attack sections would: the study turned the attacks off."""
+    return Section("robustness", "Robustness and adversarial transfer: not measured", (mis.metrics_path,),
+                   tag("p", "This study sets mistakes.attacks to false: the mistakes stage ran no FGSM or PGD attack, so "
+                            "there is no accuracy under attack, no transfer matrix and no adversarial example (the stage "
+                            "wrote no robustness, transfer or adversarial files). Set it to true (the default) to measure "
+                            "them.", class_="note"),
+                   "White-box FGSM and PGD against each model and their transfer (Stock & Cisse 2018).")
+
+
 def mistake_sections(data: ReportData) -> list[Section]:
-    """The mistakes sections (nothing when the report was built without the mistakes stage's outputs)."""
+    """The mistakes sections (nothing when the report was built without the mistakes stage's outputs; without the
+    attacks, one note in place of the robustness, transfer and adversarial-example sections)."""
     mis = data.mistakes
     if mis is None:
         return []
+    if not mis.attacks:
+        sections = [_taxonomy(data, mis), _no_attacks(data, mis)]
+        if data.images is not None:
+            sections[1:1] = [_consensus(data, mis), _criticism(data, mis)]
+        return sections
     sections = [_taxonomy(data, mis), _robustness(data, mis), _transfer(data, mis)]
     if data.images is not None:
         sections[2:2] = [_consensus(data, mis), _criticism(data, mis)]
