@@ -8,8 +8,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["as_labels", "as_correct", "check_scores", "check_same_shape", "check_embeddings", "check_rows",
-           "check_finite_arrays", "is_constant"]
+__all__ = ["as_labels", "as_correct", "check_scores", "check_same_shape", "check_embedding", "check_embeddings",
+           "check_rows", "check_finite_arrays", "is_constant"]
 
 
 def as_labels(labels: np.ndarray, *, n: int | None = None, num_classes: int | None = None,
@@ -63,12 +63,17 @@ def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> 
         raise ValueError(f"{name_a} {a.shape} and {name_b} {b.shape} must have the same shape (same samples and order)")
 
 
+def check_embedding(name: str, x: np.ndarray) -> np.ndarray:
+    """One embedding: a 2-D [n_samples, n_features] array with at least one feature."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"{name} must be a 2-D [n_samples, n_features] array, got shape {x.shape}")
+    return x
+
+
 def check_embeddings(x: np.ndarray, y: np.ndarray, *, min_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """Two embeddings of the same samples: x [n, d1], y [n, d2], n >= ``min_samples``."""
-    x, y = np.asarray(x), np.asarray(y)
-    for name, arr in (("x", x), ("y", y)):
-        if arr.ndim != 2 or arr.shape[1] == 0:
-            raise ValueError(f"{name} must be a 2-D [n_samples, n_features] array, got shape {arr.shape}")
+    x, y = check_embedding("x", x), check_embedding("y", y)
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} samples but y has {len(y)}; both must embed the same samples, same order")
     if len(x) < min_samples:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from scipy.stats import ortho_group
 
-from zooscope.similarity import (cka_scores, knn_ids, linear_cka, linear_cka_debiased, mutual_knn, mutual_knn_scores,
-                                 permutation_null)
+from zooscope.similarity import (centred_gram, cka_pairs, cka_scores, knn_ids, linear_cka, linear_cka_debiased,
+                                 mutual_knn, mutual_knn_scores, permutation_null)
+from zooscope.similarity.nulls import permutations, shuffled_pairs
 
 
 def _pair(n=60, d1=8, d2=5, noise=1.0, seed=0):
@@ -149,3 +150,74 @@ def test_cka_reproduces_the_published_demo_values():
     y = np.random.randn(100, 10) + x
     assert linear_cka(x, y) == pytest.approx(0.55761, abs=5e-6)
     assert linear_cka_debiased(x, y) == pytest.approx(0.51346, abs=5e-6)
+
+
+def _zoo(n=70, widths=(6, 3, 9, 4), seed=4):
+    """Embeddings of the same n samples by several models, partly sharing a signal, with offsets to centre away."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=(n, 5))
+    return [signal @ rng.normal(size=(5, d)) + rng.normal(size=(n, d)) + rng.normal(size=d) for d in widths]
+
+
+#: pairs of the zoo's indices in no particular order; models 2 and 1 are the second of several pairs
+ZOO_PAIRS = [(2, 0), (0, 1), (3, 1), (1, 2), (3, 2), (0, 3)]
+
+
+def _null_fields(name, score, null):
+    return {name: score, f"{name}_null": np.mean(null), f"{name}_null_std": np.std(null, ddof=1),
+            f"{name}_corrected": score - np.mean(null)}
+
+
+def test_centred_gram_summarises_the_explicit_gram_matrix():
+    x = _zoo()[0]
+    got = centred_gram(x)
+    z = x - x.mean(0)
+    gram = z @ z.T
+    offdiag = gram - np.diag(np.diag(gram))
+    np.testing.assert_allclose(got.z, z, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.diag, np.diag(gram), rtol=1e-12)
+    np.testing.assert_allclose(got.offdiag_rows, offdiag.sum(1), rtol=1e-10, atol=1e-10)
+    assert got.offdiag_sum == pytest.approx(offdiag.sum(), rel=1e-10, abs=1e-9)
+    assert got.norm == pytest.approx(np.sqrt((gram * gram).sum()), rel=1e-12)
+    assert got.hsic1 == pytest.approx(_gram_hsic_unbiased(gram, gram), rel=1e-10)
+    perm = np.random.default_rng(0).permutation(len(x))
+    shuffled, direct = got.shuffled(perm), centred_gram(x[perm])
+    for field in got._fields:
+        np.testing.assert_allclose(getattr(shuffled, field), getattr(direct, field), rtol=1e-10, atol=1e-10)
+
+
+def test_cka_pairs_equal_each_pair_scored_with_explicit_gram_matrices():
+    zoo = _zoo()
+    got = cka_pairs([centred_gram(x) for x in zoo], ZOO_PAIRS, n_perm=7, seed=3)
+    assert len(got) == len(ZOO_PAIRS)
+    for (i, j), row in zip(ZOO_PAIRS, got, strict=True):
+        x, y = zoo[i], zoo[j]
+        rng = np.random.default_rng(3)
+        perms = [rng.permutation(len(y)) for _ in range(7)]
+        want = (_null_fields("cka", _gram_cka(x, y), [_gram_cka(x, y[p]) for p in perms])
+                | _null_fields("cka_debiased", _gram_cka_debiased(x, y), [_gram_cka_debiased(x, y[p]) for p in perms]))
+        assert row.keys() == want.keys()
+        assert row == pytest.approx(want, rel=1e-8, abs=1e-12), (i, j)
+
+
+def test_cka_pairs_refuse_embeddings_of_different_samples():
+    with pytest.raises(ValueError, match="same samples"):
+        cka_pairs([centred_gram(np.ones((5, 2))), centred_gram(np.ones((6, 2)))], [(0, 1)])
+
+
+def test_shuffled_pairs_shuffle_each_second_model_once_per_permutation():
+    items = [np.arange(6.0) * (i + 1) for i in range(3)]
+    shuffles = []
+
+    def shuffle(item, perm):
+        shuffles.append(item[0] + item[1])  # which item (item[1] is i + 1)
+        return item[perm]
+
+    def score(a, b):
+        return float(a @ b)
+
+    pairs = [(0, 1), (2, 1), (1, 0), (0, 2)]
+    got = shuffled_pairs(items, pairs, score=score, shuffle=shuffle, n_samples=6, n_perm=4, seed=9)
+    want = [[score(items[i], items[j][p]) for p in permutations(6, n_perm=4, seed=9)] for i, j in pairs]
+    assert got == want
+    assert sorted(shuffles) == sorted([1.0, 2.0, 3.0] * 4)  # items 1, 0 and 2, each once per permutation

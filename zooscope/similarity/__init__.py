@@ -5,7 +5,7 @@ concatenated and mixed-feature probes (``overlap``), and ``tables``, the stage's
 from zooscope._lazy import lazy_exports
 
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
-    "cka": ("linear_cka", "linear_cka_debiased", "cka_scores"),
+    "cka": ("CentredGram", "centred_gram", "linear_cka", "linear_cka_debiased", "cka_scores", "cka_pairs"),
     "neighbours": ("knn_ids", "mutual_knn", "mutual_knn_scores"),
     "nulls": ("permutation_null",),
     "overlap": ("concat_probe_acc", "mix_curve", "extreme_pairs", "outermost"),

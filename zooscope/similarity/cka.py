@@ -1,23 +1,26 @@
 """Centred kernel alignment of two models' representations of the same samples (docs/science.md section 5).
 
 Both scores take two embeddings of the same ``n`` samples in the same order, ``x`` [n, d1] and ``y``
-[n, d2], and work in feature space (O(n d1 d2)), never forming an [n, n] Gram matrix. The permutation
-null of :func:`cka_scores` costs one [d1, d2] product per shuffle: everything else is invariant under it.
+[n, d2], and work in feature space (O(n d1 d2)), never forming an [n, n] Gram matrix. What a score needs of
+one representation (:class:`CentredGram`) is computed once per model, however many pairs it is in. The
+permutation null of :func:`cka_scores` costs one [d1, d2] product per shuffle: everything else is invariant
+under it; :func:`cka_pairs` scores many pairs at once, shuffling each model once per permutation.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from zooscope._checks import check_embeddings
-from zooscope.similarity.nulls import permutations, with_null
+from zooscope._checks import check_embedding, check_embeddings
+from zooscope.similarity.nulls import shuffled_pairs, with_null
 
-__all__ = ["linear_cka", "linear_cka_debiased", "cka_scores"]
+__all__ = ["CentredGram", "centred_gram", "linear_cka", "linear_cka_debiased", "cka_scores", "cka_pairs"]
 
 
-class _Gram(NamedTuple):
+class CentredGram(NamedTuple):
     """What CKA needs of one representation Z (centred, float64 [n, d]); K = Z Z^T is never formed."""
 
     z: np.ndarray
@@ -27,35 +30,38 @@ class _Gram(NamedTuple):
     norm: np.float64  # ||Z^T Z||_F = sqrt(tr(K K))
     hsic1: np.float64  # HSIC_1(K, K)
 
+    def shuffled(self, perm: np.ndarray) -> CentredGram:
+        """The same representation with its samples in the order ``perm`` int [n]: the per-sample fields
+        reordered, the sums over samples (``offdiag_sum``, ``norm``, ``hsic1``) as they are."""
+        return self._replace(z=self.z[perm], diag=self.diag[perm], offdiag_rows=self.offdiag_rows[perm])
 
-def _hsic1(cross: np.float64, a: _Gram, b: _Gram, perm: np.ndarray | None = None) -> np.float64:
-    """HSIC_1(K, L) from cross = ||Z_a^T Z_b||_F^2 = tr(K L) (algebra in linear_cka_debiased); ``perm``
-    reorders b's rows, as when cross was computed with Z_b[perm]."""
+
+def _hsic1(cross: np.float64, a: CentredGram, b: CentredGram) -> np.float64:
+    """HSIC_1(K, L) from cross = ||Z_a^T Z_b||_F^2 = tr(K L) (algebra in linear_cka_debiased)."""
     n = np.float64(len(a.diag))  # numpy arithmetic: n < 4 gives inf/nan, not ZeroDivisionError
-    diag_b = b.diag if perm is None else b.diag[perm]
-    rows_b = b.offdiag_rows if perm is None else b.offdiag_rows[perm]
-    trace = cross - a.diag @ diag_b
+    trace = cross - a.diag @ b.diag
     cross_sums = a.offdiag_sum * b.offdiag_sum / ((n - 1) * (n - 2))
-    return (trace + cross_sums - 2 / (n - 2) * (a.offdiag_rows @ rows_b)) / (n * (n - 3))
+    return (trace + cross_sums - 2 / (n - 2) * (a.offdiag_rows @ b.offdiag_rows)) / (n * (n - 3))
 
 
-def _gram(x: np.ndarray) -> _Gram:
-    z = np.asarray(x, np.float64)
+def centred_gram(x: np.ndarray) -> CentredGram:
+    """What CKA needs of ``x`` float [n, d]: its centred rows and the summaries of their Gram matrix (the fields
+    of :class:`CentredGram`), at O(n d^2); ``hsic1`` is nan for n < 4."""
+    z = np.asarray(check_embedding("x", x), np.float64)
     z = z - z.mean(0)
     diag = np.einsum("ij,ij->i", z, z)
     rows = z @ z.sum(0) - diag
     norm = np.linalg.norm(z.T @ z)
-    partial = _Gram(z, diag, rows, rows.sum(), norm, np.nan)
+    partial = CentredGram(z, diag, rows, rows.sum(), norm, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         return partial._replace(hsic1=_hsic1(norm**2, partial, partial))
 
 
-def _cka_pair(a: _Gram, b: _Gram, perm: np.ndarray | None = None) -> tuple[float, float]:
-    """(linear CKA, debiased linear CKA) of a and b, b's rows reordered by ``perm``: one [d_a, d_b] product."""
-    zb = b.z if perm is None else b.z[perm]
-    cross = np.linalg.norm(zb.T @ a.z) ** 2
+def _cka_pair(a: CentredGram, b: CentredGram) -> tuple[float, float]:
+    """(linear CKA, debiased linear CKA) of a and b: one [d_a, d_b] product."""
+    cross = np.linalg.norm(b.z.T @ a.z) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(cross / (a.norm * b.norm)), float(_hsic1(cross, a, b, perm) / np.sqrt(a.hsic1 * b.hsic1))
+        return float(cross / (a.norm * b.norm)), float(_hsic1(cross, a, b) / np.sqrt(a.hsic1 * b.hsic1))
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
@@ -72,7 +78,7 @@ def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
         CKA in [0, 1]; nan when a representation is constant across samples.
     """
     x, y = check_embeddings(x, y, min_samples=2)
-    return _cka_pair(_gram(x), _gram(y))[0]
+    return _cka_pair(centred_gram(x), centred_gram(y))[0]
 
 
 def linear_cka_debiased(x: np.ndarray, y: np.ndarray) -> float:
@@ -96,7 +102,7 @@ def linear_cka_debiased(x: np.ndarray, y: np.ndarray) -> float:
         representation's HSIC_1 is not positive (e.g. constant features).
     """
     x, y = check_embeddings(x, y, min_samples=4)
-    return _cka_pair(_gram(x), _gram(y))[1]
+    return _cka_pair(centred_gram(x), centred_gram(y))[1]
 
 
 def cka_scores(x: np.ndarray, y: np.ndarray, *, n_perm: int = 20, seed: int = 0) -> dict[str, float]:
@@ -110,7 +116,26 @@ def cka_scores(x: np.ndarray, y: np.ndarray, *, n_perm: int = 20, seed: int = 0)
         for ``cka_debiased``.
     """
     x, y = check_embeddings(x, y, min_samples=4)
-    gx, gy = _gram(x), _gram(y)
-    null = [_cka_pair(gx, gy, perm) for perm in permutations(len(y), n_perm=n_perm, seed=seed)]
-    cka, debiased = _cka_pair(gx, gy)
-    return with_null("cka", cka, [v[0] for v in null]) | with_null("cka_debiased", debiased, [v[1] for v in null])
+    return cka_pairs([centred_gram(x), centred_gram(y)], [(0, 1)], n_perm=n_perm, seed=seed)[0]
+
+
+def cka_pairs(grams: Sequence[CentredGram], pairs: Sequence[tuple[int, int]], *, n_perm: int = 20,
+              seed: int = 0) -> list[dict[str, float]]:
+    """:func:`cka_scores` of each pair (i, j) of ``grams`` (:func:`centred_gram` of each model's embedding of
+    the same n >= 4 samples), the same numbers: y is ``grams[j]``, and each model's samples are shuffled
+    once per permutation for all the pairs it is the second of.
+
+    Returns:
+        One dict per pair, in order, with the fields of :func:`cka_scores`.
+    """
+    sizes = {len(g.z) for g in grams}
+    if len(sizes) != 1 or min(sizes) < 4:
+        raise ValueError(f"every embedding must hold the same samples, at least 4; got sample counts {sorted(sizes)}")
+    null = shuffled_pairs(grams, pairs, score=_cka_pair, shuffle=CentredGram.shuffled, n_samples=sizes.pop(),
+                          n_perm=n_perm, seed=seed)
+    rows = []
+    for (i, j), draws in zip(pairs, null, strict=True):
+        cka, debiased = _cka_pair(grams[i], grams[j])
+        rows.append(with_null("cka", cka, [v[0] for v in draws])
+                    | with_null("cka_debiased", debiased, [v[1] for v in draws]))
+    return rows

@@ -3,18 +3,23 @@
 Shuffling the sample order of one side breaks the pairing while keeping each representation as it is;
 the mean score over ``n_perm`` shuffles is the floor a raw score is read against (docs/science.md section 5
 asks for at least 20). :func:`permutation_null` works for any score; the CKA and mutual k-NN scores of
-the pipeline compute the same nulls faster (``zooscope.similarity.cka``, ``.neighbours``).
+the pipeline compute the same nulls faster (``zooscope.similarity.cka``, ``.neighbours``), for many pairs at
+once with :func:`shuffled_pairs`, which shuffles each model once per permutation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import numpy as np
 
 from zooscope._checks import check_embeddings
 
-__all__ = ["permutations", "null_summary", "with_null", "permutation_null"]
+__all__ = ["permutations", "shuffled_pairs", "null_summary", "with_null", "permutation_null"]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def permutations(n: int, *, n_perm: int, seed: int) -> Iterator[np.ndarray]:
@@ -24,6 +29,32 @@ def permutations(n: int, *, n_perm: int, seed: int) -> Iterator[np.ndarray]:
     rng = np.random.default_rng(seed)
     for _ in range(n_perm):
         yield rng.permutation(n)
+
+
+def shuffled_pairs(items: Sequence[T], pairs: Sequence[tuple[int, int]], *, score: Callable[[T, T], R],
+                   shuffle: Callable[[T, np.ndarray], T], n_samples: int, n_perm: int, seed: int) -> list[list[R]]:
+    """The null draws of many pairs at once: for each pair (i, j) of indices into ``items``, in order,
+    ``score(items[i], shuffle(items[j], perm))`` for each shuffle ``perm`` of :func:`permutations`.
+
+    Each item is shuffled once per permutation for all the pairs it is the second of, not once per pair.
+
+    Args:
+        items: per model, whatever ``score`` reads (an embedding, neighbour lists) of the same ``n_samples``.
+        shuffle: ``(item, perm int [n_samples]) -> the item with its samples in the order perm``.
+
+    Returns:
+        Per pair, the ``n_perm`` scores in the order of the permutations.
+    """
+    draws: list[list[R]] = [[] for _ in pairs]
+    seconds: dict[int, list[int]] = {}
+    for p, (_, j) in enumerate(pairs):
+        seconds.setdefault(j, []).append(p)
+    for perm in permutations(n_samples, n_perm=n_perm, seed=seed):
+        for j, members in seconds.items():
+            shuffled = shuffle(items[j], perm)
+            for p in members:
+                draws[p].append(score(items[pairs[p][0]], shuffled))
+    return draws
 
 
 def null_summary(null: list[float], score: float) -> tuple[float, float, float]:
@@ -56,7 +87,8 @@ def permutation_null(
         (null mean, null standard deviation (ddof=1; 0 when n_perm == 1), score_fn(x, y) - null mean).
     """
     x, y = check_embeddings(x, y, min_samples=2)
-    null = [score_fn(x, y[perm]) for perm in permutations(len(y), n_perm=n_perm, seed=seed)]
+    null = shuffled_pairs([x, y], [(0, 1)], score=score_fn, shuffle=lambda a, perm: a[perm], n_samples=len(y),
+                          n_perm=n_perm, seed=seed)[0]
     return null_summary(null, score_fn(x, y))
 
 
