@@ -72,7 +72,7 @@ def _child_knn(way: str, out: Path) -> None:
 
 
 def bench_knn() -> None:
-    from zooscope.similarity.neighbours import _shared_fraction
+    from zooscope.similarity import mutual_knn_scores
 
     results, ids = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,7 +83,7 @@ def bench_knn() -> None:
             results[way] = json.loads(run.stdout.strip().splitlines()[-1])
             ids[way] = np.load(out)
     same_sets = np.mean([set(a) == set(b) for m in range(2) for a, b in zip(ids["faiss"][m], ids["torch"][m])])
-    scores = {way: _shared_fraction(v[0], v[1]) for way, v in ids.items()}
+    scores = {way: mutual_knn_scores(v[0], v[1], n_perm=1)["mutual_knn"] for way, v in ids.items()}
     print(f"\nmutual k-NN, two {N:,} x {D} embeddings, k={K}")
     print(f"{'path':<34}{'seconds':>9}{'peak RSS MB':>13}{'above inputs MB':>17}{'score':>8}")
     for way, label in (("torch", "full n x n matrix in torch"), ("faiss", "FAISS, query blocks (zooscope)")):

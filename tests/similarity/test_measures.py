@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import ortho_group
 
 from zooscope.similarity import (centred_gram, cka_pairs, cka_scores, knn_ids, linear_cka, linear_cka_debiased,
-                                 mutual_knn, mutual_knn_scores, permutation_null)
+                                 mutual_knn, mutual_knn_pairs, mutual_knn_scores, permutation_null)
 from zooscope.similarity.nulls import permutations, shuffled_pairs
 
 
@@ -74,14 +74,15 @@ def test_cka_rejects_misaligned_samples():
         linear_cka_debiased(np.ones((3, 2)), np.ones((3, 2)))
 
 
-def _brute_mutual_knn(x, y, k):
-    def neighbours(z):
-        z = z / np.linalg.norm(z, axis=1, keepdims=True)
-        sim = z @ z.T
-        np.fill_diagonal(sim, -np.inf)
-        return np.argsort(-sim, axis=1)[:, :k]
+def _brute_neighbours(z, k):
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    sim = z @ z.T
+    np.fill_diagonal(sim, -np.inf)
+    return np.argsort(-sim, axis=1)[:, :k]
 
-    nx, ny = neighbours(x), neighbours(y)
+
+def _brute_mutual_knn(x, y, k):
+    nx, ny = _brute_neighbours(x, k), _brute_neighbours(y, k)
     return np.mean([len(set(a) & set(b)) / k for a, b in zip(nx, ny, strict=True)])
 
 
@@ -203,6 +204,22 @@ def test_cka_pairs_equal_each_pair_scored_with_explicit_gram_matrices():
 def test_cka_pairs_refuse_embeddings_of_different_samples():
     with pytest.raises(ValueError, match="same samples"):
         cka_pairs([centred_gram(np.ones((5, 2))), centred_gram(np.ones((6, 2)))], [(0, 1)])
+
+
+def test_mutual_knn_pairs_equal_brute_force_neighbours_of_the_shuffled_embeddings():
+    zoo, k = _zoo(n=90), 6
+    got = mutual_knn_pairs([knn_ids(x, k=k) for x in zoo], ZOO_PAIRS, n_perm=5, seed=2)
+    for (i, j), row in zip(ZOO_PAIRS, got, strict=True):
+        x, y = zoo[i], zoo[j]
+        rng = np.random.default_rng(2)
+        null = [_brute_mutual_knn(x, y[rng.permutation(len(y))], k) for _ in range(5)]
+        assert row == pytest.approx(_null_fields("mutual_knn", _brute_mutual_knn(x, y, k), null), abs=1e-12), (i, j)
+
+
+def test_mutual_knn_refuses_a_neighbour_list_with_an_id_twice():
+    ids = np.array([[1, 2], [0, 2], [0, 0]])
+    with pytest.raises(ValueError, match="twice"):
+        mutual_knn_scores(ids, ids, n_perm=2)
 
 
 def test_shuffled_pairs_shuffle_each_second_model_once_per_permutation():
