@@ -5,7 +5,9 @@ permutation null (``zooscope.similarity.cka``). Concatenated probes (``zooscope.
 of a small zoo and, above ``similarity.concat_all_up_to`` models, the most and least similar pair of
 each category (by debiased CKA); those extreme pairs also get the subsampled-mix curve (at most
 ``similarity.mix_max_pairs`` of them, the zoo's most and least similar first). All three are
-cached per pair (``zooscope.paircache``), keyed by the embedding files they read.
+cached per pair (``zooscope.paircache``), keyed by the embedding files they read. The scores of the pairs
+not cached are computed in one go, so that each model's centred embedding, neighbour lists and shuffles
+serve all its pairs; the probes, a few seconds each, write the cache after every pair.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from zooscope.io import sha256_file
 from zooscope.vocab import pair_category
 from zooscope.similarity.overlap import concat_probe_acc, extreme_pairs, mix_curve, outermost
 from zooscope.paircache import Pair, cached_pairs, code_digest, digest
-from zooscope.similarity.cka import cka_scores
-from zooscope.similarity.neighbours import knn_ids, mutual_knn_scores
+from zooscope.similarity.cka import centred_gram, cka_pairs
+from zooscope.similarity.neighbours import knn_ids, mutual_knn_pairs
 from zooscope.artifacts import embedding_file, read_probe_summary, unordered_pairs
 from zooscope.data.datasets import SPLITS
 
@@ -101,29 +103,27 @@ def _pair_frame(pairs: list[Pair], cards: Mapping[str, Mapping[str, Any]]) -> pl
                         schema={"model_a": pl.String, "model_b": pl.String, "category": pl.String})
 
 
-def _knn(ids: Mapping[str, np.ndarray], emb: _Embeddings, a: str, b: str, settings: SimilaritySettings) -> dict[str, float]:
-    """Mutual k-NN of a pair with its null; NaN (missing) when an embedding is the same for every sample, whose
-    neighbour lists are then only the search's tie order."""
-    scores = mutual_knn_scores(ids[a], ids[b], n_perm=settings.n_perm, seed=settings.seed)
-    if emb.constant(a) or emb.constant(b):
-        scores = dict.fromkeys(scores, float("nan"))
-    return scores
-
-
 def _scores(emb: _Embeddings, pairs: list[Pair], cache: Path, settings: SimilaritySettings,
             progress: bool) -> tuple[pl.DataFrame, int]:
-    """CKA, debiased CKA and mutual k-NN of every pair, with nulls: (one row per pair, pairs computed)."""
-    ids: dict[str, np.ndarray] = {}  # neighbour lists, searched once per model across the chunks
+    """CKA, debiased CKA and mutual k-NN of every pair, with nulls: (one row per pair, pairs computed). Mutual k-NN
+    is NaN (missing) for a pair with an embedding that is the same for every sample, whose neighbour lists are
+    then only the search's tie order."""
 
     def compute(todo: list[Pair]) -> dict[str, list[float]]:
-        for mid in sorted({m for pair in todo for m in pair} - ids.keys()):
-            ids[mid] = knn_ids(emb.load(mid, "eval"), k=settings.knn_k).astype(np.int32)
-        return _columns([cka_scores(emb.load(a, "eval"), emb.load(b, "eval"), n_perm=settings.n_perm, seed=settings.seed)
-                         | _knn(ids, emb, a, b, settings) for a, b in todo])
+        models = sorted({m for pair in todo for m in pair})
+        at = {mid: i for i, mid in enumerate(models)}
+        indices = [(at[a], at[b]) for a, b in todo]
+        # once per model: the centred embedding and its Gram summaries, the neighbour lists
+        cka = cka_pairs([centred_gram(emb.load(mid, "eval")) for mid in models], indices, n_perm=settings.n_perm,
+                        seed=settings.seed)
+        knn = mutual_knn_pairs([knn_ids(emb.load(mid, "eval"), k=settings.knn_k).astype(np.int32) for mid in models],
+                               indices, n_perm=settings.n_perm, seed=settings.seed)
+        undefined = [emb.constant(a) or emb.constant(b) for a, b in todo]
+        return _columns([c | (dict.fromkeys(k, float("nan")) if nan else k)
+                         for c, k, nan in zip(cka, knn, undefined, strict=True)])
 
     keys = _keys(emb, pairs, ("eval",), "similarity", settings.knn_k, settings.n_perm, settings.seed)
-    return cached_pairs(cache / "similarity.parquet", keys, compute, chunk=16, desc="CKA, mutual k-NN",
-                        progress=progress)
+    return cached_pairs(cache / "similarity.parquet", keys, compute, desc="CKA, mutual k-NN", progress=progress)
 
 
 @dataclass(frozen=True)
