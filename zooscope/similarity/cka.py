@@ -32,8 +32,9 @@ class CentredGram(NamedTuple):
 
     def shuffled(self, perm: np.ndarray) -> CentredGram:
         """The same representation with its samples in the order ``perm`` int [n]: the per-sample fields
-        reordered, the sums over samples (``offdiag_sum``, ``norm``, ``hsic1``) as they are."""
-        return self._replace(z=self.z[perm], diag=self.diag[perm], offdiag_rows=self.offdiag_rows[perm])
+        reordered (``np.take``, the same rows as ``z[perm]`` in a fraction of the time for float64 rows), the
+        sums over samples (``offdiag_sum``, ``norm``, ``hsic1``) as they are."""
+        return self._replace(**{f: np.take(getattr(self, f), perm, axis=0) for f in ("z", "diag", "offdiag_rows")})
 
 
 def _hsic1(cross: np.float64, a: CentredGram, b: CentredGram) -> np.float64:

@@ -27,7 +27,8 @@ def knn_ids(x: np.ndarray, *, k: int) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim != 2 or not 1 <= k < len(x):
         raise ValueError(f"x must be [n_samples, d] and k between 1 and n_samples - 1 = {len(x) - 1}, got {x.shape}, k={k}")
-    return search(l2_normalize(x), l2_normalize(x), k=k, exclude_self=True)[1]
+    unit = l2_normalize(x)
+    return search(unit, unit, k=k, exclude_self=True)[1]
 
 
 def _by_rank(ids: np.ndarray) -> np.ndarray:
@@ -49,8 +50,8 @@ def _shared_fraction(rank_x: np.ndarray, rank_y: np.ndarray) -> float:
 
 def _shuffled(rank: np.ndarray, perm: np.ndarray) -> np.ndarray:
     """The lists by rank int [k, n] of the samples reordered by ``perm`` int [n]: sample i's neighbours are
-    perm^-1 of sample perm[i]'s, their new positions."""
-    inverse = np.empty_like(perm)
+    perm^-1 of sample perm[i]'s, their new positions (in the lists' dtype, so comparisons need no casting)."""
+    inverse = np.empty(len(perm), rank.dtype)
     inverse[perm] = np.arange(len(perm))
     return inverse[rank[:, perm]]
 
