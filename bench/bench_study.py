@@ -62,7 +62,7 @@ def _timed_run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, l
     return time.perf_counter() - start, marks, rc
 
 
-def _median_of(n: int, cmd: list[str], cwd: Path, env: dict[str, str]) -> list[float]:
+def _times(n: int, cmd: list[str], cwd: Path, env: dict[str, str]) -> list[float]:
     times = []
     for _ in range(n):
         wall, _, rc = _timed_run(cmd, cwd, env)
@@ -152,8 +152,8 @@ def bench_ref(ref: str, work: Path, *, change: str | None, flow: int | None) -> 
         f["process"] += procs.get(stage, 0.0)
     base = json.loads((clone / "artifacts" / "settings.json").read_text())["base"]
     print(f"[{ref}] fixed cost and no-op ...", flush=True)
-    fixed = _median_of(3, [*dvc, "repro", "-f", "-s", f"predict@{base}"], clone, env)
-    noop = _median_of(3, [*dvc, "repro"], clone, env)
+    fixed = _times(3, [*dvc, "repro", "-f", "-s", f"predict@{base}"], clone, env)
+    noop = _times(3, [*dvc, "repro"], clone, env)
     result = {"ref": ref, "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, text=True,
                                                    capture_output=True).stdout.strip(),
               "wall": wall, "startup": marks[0][1] if marks else wall, "families": dict(families),

@@ -202,7 +202,7 @@ def _read_arrays(root: Path, key: str, *, quiet: bool = False) -> dict[str, np.n
         return {name: np.load(root / f"{key}.{name}.npy", mmap_mode="r", allow_pickle=False) for name in names}
     except (OSError, ValueError, KeyError, TypeError) as err:
         if not quiet:
-            _warn(index, f"it cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+            _warn(index, _unreadable(err))
         return None
 
 
@@ -218,7 +218,7 @@ def _read(path: Path, order: pl.DataFrame, *, quiet: bool = False) -> pl.DataFra
         frame = pl.read_parquet(path)
     except Exception as err:  # polars' errors for a damaged file have no common base beyond Exception
         if not quiet:
-            _warn(path, f"it cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})")
+            _warn(path, _unreadable(err))
         return None
     if frame.schema.get("key") != pl.String or frame["key"].null_count():
         if not quiet:
@@ -230,6 +230,10 @@ def _read(path: Path, order: pl.DataFrame, *, quiet: bool = False) -> pl.DataFra
 
 def _describe(schema: pl.Schema) -> str:
     return "(" + ", ".join(f"{name}: {dtype}" for name, dtype in schema.items() if name != "key") + ")"
+
+
+def _unreadable(err: Exception) -> str:
+    return f"it cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
 
 
 def _warn(path: Path, why: str) -> None:

@@ -162,7 +162,7 @@ def load_study(path: str | Path = "params.yaml") -> Study:
             raise StudyError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
         digest = data.pop(MODELS_DIGEST, None) if isinstance(data, dict) else None
         study = parse_study(data, source=str(path))
-        if digest != _models_digest(study):
+        if digest != _models_digest(data["models"]):
             raise StudyError(f"{path}: {MODELS_DIGEST} does not match its models section (the file was edited by hand?): "
                              "it is written by the inputs stage; re-run it (dvc repro inputs)")
         return study
@@ -182,9 +182,8 @@ def load_study(path: str | Path = "params.yaml") -> Study:
 MODELS_DIGEST = "models_digest"
 
 
-def _models_digest(study: Study) -> str:
-    """sha256 of the resolved ``models`` section, keys sorted: what the zoo-wide stages take as their DVC param."""
-    models = study.model_dump(mode="json")["models"]
+def _models_digest(models: dict[str, Any]) -> str:
+    """sha256 of a resolved ``models`` section (as JSON data), keys sorted: the zoo-wide stages' DVC param."""
     return hashlib.sha256(json.dumps(models, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -197,5 +196,5 @@ def dump_study(study: Study) -> str:
     stage (one model's stages take the section's own ``models.<id>``). Loading the file (:func:`load_study`)
     checks the digest and gives the same :class:`Study`; the same study gives the same text."""
     data = study.model_dump(mode="json")
-    data[MODELS_DIGEST] = _models_digest(study)
+    data[MODELS_DIGEST] = _models_digest(data["models"])
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
