@@ -39,8 +39,10 @@ def _split(probs: np.ndarray, labels: np.ndarray, sample_ids: np.ndarray) -> tup
     pred = top[:, 0]
     table = pl.DataFrame({
         "sample_id": sample_ids, "label": labels, "pred": pred, "correct": pred == labels,
-        "true_prob": probs[np.arange(len(labels)), labels].astype(np.float32), "top5": top.tolist(),
-    }, schema_overrides={"top5": pl.List(pl.Int64)})
+        "true_prob": probs[np.arange(len(labels)), labels].astype(np.float32),
+        # from the [n, 5] array itself (a fixed-size column, then a list): a Python list per row took 0.1 s per 10,000
+        "top5": pl.Series(top).cast(pl.List(pl.Int64)),
+    })
     return SplitPredictions(table, probs.astype(np.float32)), top
 
 
