@@ -2,9 +2,10 @@
 
 Writes ``<settings>``: the validated study with every default filled in (a section the study file leaves out
 included), which the other stages read and whose sections DVC tracks as their params, so a stage re-runs when a
-value it uses changes, a changed default included. Writes ``<out>/models/<id>`` for each model (a link to its
-``file:`` checkpoint or ``pretrained_file``, else a note) and ``<out>/dataset`` (a link to the dataset's folder:
-the Fashion-MNIST root, an image folder). The stages that read them list these links as dependencies, so a
+value it uses changes, a changed default included; each model's resolved entry is a file of its own, in the folder
+of the same name (``artifacts/settings/<id>.json``), which that model's ``fetch`` depends on. Writes
+``<out>/models/<id>`` for each model (a link to its ``file:`` checkpoint or ``pretrained_file``, else a note) and
+``<out>/dataset`` (a link to the dataset's folder: the Fashion-MNIST root, an image folder). The stages that read them list these links as dependencies, so a
 checkpoint or an image folder whose contents change re-runs exactly the stages that read it, and ``dvc status``
 says so."""
 
@@ -18,9 +19,8 @@ from zooscope.stagecli import load, parser, run
 
 def work(args) -> None:
     from zooscope.artifacts import link_inputs
-    from zooscope.config import dump_study
+    from zooscope.config import write_study
     from zooscope.data.datasets import FASHION_MNIST_HINT, dataset_root
-    from zooscope.io import atomic_path
 
     study, _ = load(args.params)
     inputs = {f"models/{mid}": spec.local_file for mid, spec in study.models.items()}
@@ -37,8 +37,7 @@ def work(args) -> None:
                                     f"({'dataset.source' if study.dataset.source.startswith('imagefolder:') else FASHION_MNIST_HINT})")
         root.mkdir(parents=True)  # torchvision downloads into it: the link follows what arrives
     link_inputs(args.out, inputs | {"dataset": root})
-    with atomic_path(args.settings, suffix=".json") as tmp:
-        tmp.write_text(dump_study(study), encoding="utf-8")
+    write_study(args.settings, study)
     local = sorted(name for name, path in inputs.items() if path)
     print(f"inputs: {len(study.models)} models ({len(local)} from local files), dataset {study.dataset.source}")
 
@@ -46,7 +45,8 @@ def work(args) -> None:
 def main(argv=None) -> int:
     p = parser(__doc__)
     p.add_argument("--out", required=True, help="folder of the input links")
-    p.add_argument("--settings", required=True, help="the resolved study (JSON) the other stages read")
+    p.add_argument("--settings", required=True, help="the resolved study (JSON) the other stages read; its models' files go in "
+                   "the folder of the same name")
     return run(work, p, argv)
 
 

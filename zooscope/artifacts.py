@@ -8,6 +8,7 @@ the ones ``dvc.yaml`` uses. The default study's tree:
 
     artifacts/inputs/             models/<id>, dataset: links to the local files a stage reads   inputs
     artifacts/settings.json       the study, every default filled in: what stages read           inputs
+    artifacts/settings/<id>.json  each model's entry of it (fetch@<id> depends on its own)       inputs
     artifacts/models/<id>/        weights.safetensors, card.json                       fetch@<id>
     artifacts/embeddings/<id>/    <split>.npy, <split>_logits.npy (with a head)          embed@<id>
     artifacts/probes/<id>/        probe.json, probe.safetensors, <split>_logits.npy      probe@<id>

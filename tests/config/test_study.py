@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from zooscope.config import SOURCE_KINDS, StudyError, dump_study, load_study, parse_study
+from zooscope.config import SOURCE_KINDS, StudyError, dump_study, load_study, parse_study, write_study
 from zooscope.vocab import CATEGORIES, METHODOLOGY_TAGS, pair_category
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,35 +146,57 @@ def test_a_study_of_dataset_base_and_models_takes_every_default(tmp_path):
 
 def test_the_resolved_study_holds_every_section_in_schema_order_and_loads_back_the_same(tmp_path):
     study = load_study(_write(tmp_path, MINIMAL))
-    text = dump_study(study)
+    text, models = dump_study(study, folder="settings")
     resolved = json.loads(text)
     assert list(resolved) == ["dataset", "base", "models", "embed", "probe", "predict", "ensemble", "similarity",
                               "report", "mistakes", "threads", "models_digest"]
     assert resolved["probe"] == {"l2_grid": [0.0001, 0.001, 0.01, 0.1], "max_iter": 100, "tol": 1e-05, "knn_k": 20}
     assert resolved["dataset"] == {"source": "digits", "root": None, "seed": 0, "train_size": None,
                                    "calibration_size": 0.15, "eval_size": 0.3, "image_size": None}
-    assert list(resolved["models"]) == ["cnn_a", "cnn_b"] and resolved["models"]["cnn_b"]["arch"]["widths"] == [4, 8]
-    resolved_file = tmp_path / "settings.json"
-    resolved_file.write_text(text)
+    assert resolved["models"] == {"cnn_a": "settings/cnn_a.json", "cnn_b": "settings/cnn_b.json"}
+    assert list(models) == ["settings/cnn_a.json", "settings/cnn_b.json"]
+    assert json.loads(models["settings/cnn_b.json"])["arch"]["widths"] == [4, 8]
+    resolved_file = tmp_path / "out" / "settings.json"
+    write_study(resolved_file, study)
+    assert resolved_file.read_text() == text
+    assert {p.name: p.read_text() for p in (tmp_path / "out" / "settings").iterdir()} == {
+        "cnn_a.json": models["settings/cnn_a.json"], "cnn_b.json": models["settings/cnn_b.json"]}
     assert load_study(resolved_file) == study
     resolved_file.write_text(text[:-3])
     with pytest.raises(StudyError, match=r"settings.json: not valid JSON \(line \d+, column \d+: "):
         load_study(resolved_file)
+    with pytest.raises(ValueError, match=r"settings.yaml: the resolved study is JSON"):
+        write_study(tmp_path / "settings.yaml", study)
+
+
+def test_rewriting_the_resolved_study_removes_the_file_of_a_model_that_left_the_zoo(tmp_path):
+    three = MINIMAL + "  cnn_c:\n" + MINIMAL.split("  cnn_b:\n")[1]  # a copy of cnn_b
+    write_study(tmp_path / "settings.json", load_study(_write(tmp_path, three)))
+    assert sorted(p.name for p in (tmp_path / "settings").iterdir()) == ["cnn_a.json", "cnn_b.json", "cnn_c.json"]
+    write_study(tmp_path / "settings.json", load_study(_write(tmp_path, MINIMAL)))
+    assert sorted(p.name for p in (tmp_path / "settings").iterdir()) == ["cnn_a.json", "cnn_b.json"]
 
 
 def test_the_resolved_study_carries_a_digest_of_its_models_that_a_hand_edit_breaks(tmp_path):
     study = load_study(_write(tmp_path, MINIMAL))
-    resolved = json.loads(dump_study(study))
-    models = json.dumps(resolved["models"], sort_keys=True, ensure_ascii=False).encode()
-    assert resolved["models_digest"] == hashlib.sha256(models).hexdigest()
-    resolved["models"]["cnn_b"]["train"]["epochs"] += 1  # edited by hand: the zoo-wide stages' param would lie
     resolved_file = tmp_path / "settings.json"
-    resolved_file.write_text(json.dumps(resolved))
-    with pytest.raises(StudyError, match=r"settings.json: models_digest does not match its models section .*"
+    write_study(resolved_file, study)
+    resolved = json.loads(resolved_file.read_text())
+    entries = {mid: json.loads((tmp_path / name).read_text()) for mid, name in resolved["models"].items()}
+    assert entries["cnn_b"] == study.models["cnn_b"].model_dump(mode="json")
+    digest = hashlib.sha256(json.dumps(entries, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    assert resolved["models_digest"] == digest
+    entries["cnn_b"]["train"]["epochs"] += 1  # edited by hand: the zoo-wide stages' param would lie
+    (tmp_path / "settings" / "cnn_b.json").write_text(json.dumps(entries["cnn_b"]))
+    with pytest.raises(StudyError, match=r"settings.json: models_digest does not match its models' files .*"
                                          r"re-run it \(dvc repro inputs\)"):
         load_study(resolved_file)
+    (tmp_path / "settings" / "cnn_b.json").unlink()
+    with pytest.raises(StudyError, match=r"settings.json: models.cnn_b: .*settings/cnn_b.json not found; the inputs "
+                                         r"stage writes it"):
+        load_study(resolved_file)
     study_b = load_study(_write(tmp_path, MINIMAL.replace("widths: [4, 8]", "widths: [4, 6]")))
-    assert json.loads(dump_study(study_b))["models_digest"] != resolved["models_digest"]
+    assert json.loads(dump_study(study_b, folder="settings")[0])["models_digest"] != resolved["models_digest"]
 
 
 def test_unknown_key_in_model_spec_lists_allowed_keys(tmp_path):

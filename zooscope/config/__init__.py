@@ -9,7 +9,7 @@
 from zooscope.config._errors import StudyError
 from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesSettings, PredictSettings, ProbeSettings,
                                       ReportSettings, SimilaritySettings)
-from zooscope.config.study import DatasetSpec, Study, dump_study, load_study, parse_study
+from zooscope.config.study import DatasetSpec, Study, dump_study, load_study, parse_study, write_study
 from zooscope.config.lint import ZooWarning, lint_zoo
 from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Augment, AutoencoderTrain, DistillTrain,
                                  ModelSpec, RandomFeaturesTrain, SimCLRTrain, SupervisedTrain, Tags, TeacherSpec,
@@ -18,7 +18,7 @@ from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Au
 __all__ = [
     "ARCH_KINDS", "RECIPES", "SOURCE_KINDS", "StudyError", "Study", "DatasetSpec", "ModelSpec", "Tags", "ArchSpec",
     "Augment", "SupervisedTrain", "DistillTrain", "TeacherSpec", "SimCLRTrain", "AutoencoderTrain",
-    "RandomFeaturesTrain", "recipe_train_options", "load_study", "parse_study", "dump_study", "EmbedSettings",
+    "RandomFeaturesTrain", "recipe_train_options", "load_study", "parse_study", "dump_study", "write_study", "EmbedSettings",
     "ProbeSettings", "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings",
     "ZooWarning", "lint_zoo",
 ]

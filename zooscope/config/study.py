@@ -21,7 +21,7 @@ from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesS
                                       ReportSettings, SimilaritySettings)
 from zooscope.config.zoo import ModelSpec
 
-__all__ = ["MODELS_DIGEST", "DatasetSpec", "Study", "dump_study", "load_study", "parse_study"]
+__all__ = ["MODELS_DIGEST", "DatasetSpec", "Study", "dump_study", "load_study", "parse_study", "write_study"]
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -155,16 +155,15 @@ def load_study(path: str | Path = "params.yaml") -> Study:
         text = path.read_text()
     except FileNotFoundError:
         raise StudyError(f"{path}: study file not found") from None
-    if path.suffix == ".json":  # the resolved study the inputs stage writes (dump_study)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise StudyError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+    if path.suffix == ".json":  # the resolved study the inputs stage writes (write_study)
+        data = _json_data(path, text)
         digest = data.pop(MODELS_DIGEST, None) if isinstance(data, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("models"), dict):
+            data["models"] = {mid: _model_file(path, mid, name) for mid, name in data["models"].items()}
         study = parse_study(data, source=str(path))
         if digest != _models_digest(data["models"]):
-            raise StudyError(f"{path}: {MODELS_DIGEST} does not match its models section (the file was edited by hand?): "
-                             "it is written by the inputs stage; re-run it (dvc repro inputs)")
+            raise StudyError(f"{path}: {MODELS_DIGEST} does not match its models' files (edited by hand?): "
+                             "they are written by the inputs stage; re-run it (dvc repro inputs)")
         return study
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
@@ -178,7 +177,28 @@ def load_study(path: str | Path = "params.yaml") -> Study:
     return parse_study(data, source=str(path))
 
 
-#: The key of the resolved study (:func:`dump_study`) that holds a digest of its ``models`` section.
+def _json_data(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise StudyError(f"{path}: not valid JSON (line {err.lineno}, column {err.colno}: {err.msg})") from None
+
+
+def _model_file(study_path: Path, mid: str, name: Any) -> Any:
+    """The resolved entry of model ``mid``: the file that the study's ``models.<mid>`` names, beside the study."""
+    if not isinstance(name, str):
+        raise StudyError(f"{study_path}: models.{mid}: expected the name of the model's settings file (the inputs "
+                         f"stage writes it), got {type(name).__name__}; re-run it (dvc repro inputs)")
+    path = study_path.parent / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyError(f"{study_path}: models.{mid}: {path} not found; the inputs stage writes it: re-run it "
+                         "(dvc repro inputs)") from None
+    return _json_data(path, text)
+
+
+#: The key of the resolved study (:func:`dump_study`) that holds a digest of its models' resolved entries.
 MODELS_DIGEST = "models_digest"
 
 
@@ -187,14 +207,51 @@ def _models_digest(models: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(models, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def dump_study(study: Study) -> str:
-    """The study as JSON with every default filled in: the sections in the schema's order, each model's keys too,
-    the models in their declared order, then :data:`MODELS_DIGEST`. JSON, not YAML: DVC parses a params file once
-    per stage that lists it, and its YAML parser takes about 15 ms for a zoo of 16 models where ``json`` takes
-    0.1 ms. The digest is the param of the stages that read the whole zoo: the section itself, copied into
-    ``dvc.lock`` by each of them, made up a third of the lock, which DVC parses and rewrites whole after every
-    stage (one model's stages take the section's own ``models.<id>``). Loading the file (:func:`load_study`)
-    checks the digest and gives the same :class:`Study`; the same study gives the same text."""
-    data = study.model_dump(mode="json")
-    data[MODELS_DIGEST] = _models_digest(data["models"])
+def _json_text(data: Any) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+
+
+def dump_study(study: Study, *, folder: str) -> tuple[str, dict[str, str]]:
+    """The study as JSON with every default filled in, in two parts: the study's own text, whose ``models`` names
+    one file per model (``<folder>/<id>.json``, relative to the study's file), followed by :data:`MODELS_DIGEST`;
+    and each model's resolved entry by that name. The sections and each model's keys come in the schema's order,
+    the models in their declared order; the same study gives the same texts.
+
+    Why this shape: every stage of ``dvc.yaml`` takes its DVC params from the study's file, and DVC finds each
+    param by walking every leaf of the file (dpath), once per param of every stage: the zoo's entries were 480 of
+    the file's 550 leaves and made the params check of a no-op ``dvc repro`` take 0.3 to 0.4 s. One model's
+    ``fetch`` depends on the model's own file instead (the other stages read the model's card, not its entry), and
+    the stages that read the whole zoo take the digest of the entries as their param: copies of the entries in
+    ``dvc.lock``, which DVC parses and rewrites whole after every stage, made up a third of it. JSON, not YAML: DVC
+    parses a params file once per stage that lists it, and its YAML parser takes about 15 ms where ``json`` takes
+    0.1 ms. Loading the files (:func:`load_study`) checks the digest and gives the same :class:`Study`."""
+    data = study.model_dump(mode="json")
+    models = data["models"]
+    data["models"] = {mid: f"{folder}/{mid}.json" for mid in models}
+    data[MODELS_DIGEST] = _models_digest(models)
+    return _json_text(data), {f"{folder}/{mid}.json": _json_text(entry) for mid, entry in models.items()}
+
+
+def write_study(path: str | Path, study: Study) -> None:
+    """Write the resolved study (:func:`dump_study`): ``path`` (``.json``) and its models' files in the folder of
+    the same name beside it (``artifacts/settings.json``, ``artifacts/settings/<id>.json``), each atomically, the
+    study's own file last; a file of a model no longer in the zoo is removed.
+
+    Raises:
+        ValueError: ``path`` does not end in ``.json``.
+    """
+    from zooscope.io import atomic_path
+
+    path = Path(path)
+    if path.suffix != ".json":
+        raise ValueError(f"{path}: the resolved study is JSON: its name must end in .json")
+    folder = path.with_suffix("")
+    text, models = dump_study(study, folder=folder.name)
+    for stale in folder.glob("*.json"):
+        if f"{folder.name}/{stale.name}" not in models:
+            stale.unlink()
+    for name, model_text in models.items():
+        with atomic_path(path.parent / name, suffix=".json") as tmp:
+            tmp.write_text(model_text, encoding="utf-8")
+    with atomic_path(path, suffix=".json") as tmp:
+        tmp.write_text(text, encoding="utf-8")
