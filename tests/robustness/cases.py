@@ -69,6 +69,14 @@ def _file_without_arch(study: dict) -> None:
     study["models"]["byo"] = {"source": "file:/srv/w.safetensors", "tags": {**study["models"]["cnn_a"]["tags"], "seed": 5}}
 
 
+def _file_model_fed(preprocess: dict, arch: str | dict = "resnet18"):
+    """A study edit: a file: checkpoint (of ``arch``) declaring its own ``preprocess``."""
+    def edit(study: dict) -> None:
+        study["models"]["byo"] = {"source": "file:/srv/w.safetensors", "arch": arch, "preprocess": preprocess,
+                                  "tags": {**study["models"]["cnn_a"]["tags"], "seed": 5}}
+    return edit
+
+
 _GOOD = yaml.safe_dump(TINY_STUDY, sort_keys=False)
 
 PARAMS = [
@@ -109,6 +117,15 @@ PARAMS = [
     Case("an unknown training option", "train.dropout: unknown key", _set("models", "cnn_b", "train", "dropout", 0.5)),
     Case("negative epochs", "models.cnn_b", _set("models", "cnn_b", "train", "epochs", -1)),
     Case("a file model without arch", "models.byo", _file_without_arch),
+    Case("a preprocessing for a recipe", "'preprocess' does not apply to recipe sources",
+         _set("models", "cnn_b", "preprocess", {"size": 32})),
+    Case("an unknown preprocessing key", "preprocess.resize: unknown key", _file_model_fed({"resize": 32})),
+    Case("a zero std", "every std must be above 0", _file_model_fed({"mean": [0.5], "std": [0.0]})),
+    Case("a mean and std of other lengths", "mean has 3 channels and std 1",
+         _file_model_fed({"mean": [0.5] * 3, "std": [0.2]})),
+    Case("an unknown interpolation", "preprocess.interpolation", _file_model_fed({"interpolation": "lanczos9"})),
+    Case("a size for the dataset's own pixels", "size do not apply to a file: checkpoint of an arch mapping",
+         _file_model_fed({"size": 32}, arch={"kind": "mlp", "hidden": [8]})),
     Case("too few bootstrap resamples", "ensemble.n_boot", _set("ensemble", "n_boot", 10)),
     Case("overlapping class groups", "class_groups", _set("ensemble", "class_groups", {"a": [0, 1], "b": [1, 2]})),
     Case("an empty probe grid", "probe.l2_grid", _set("probe", "l2_grid", [])),

@@ -145,3 +145,50 @@ def test_a_plain_pickle_of_a_module_is_refused(tmp_path):
         pickle.dump(torch.nn.Linear(2, 2), fh)
     with pytest.raises(UnsafeCheckpointError, match="weights_only"):
         load_state_dict_file(path)
+
+
+def test_a_declared_preprocessing_replaces_the_sources_and_the_network_is_fed_at_its_size(tmp_path, digits):
+    """A file: checkpoint of a timm architecture trained at 32 px with its own mean and std: timm's pretrained config
+    (160 px here) would feed it the wrong pixels; the declared keys replace it, the rest of it stays."""
+    import timm
+    import torchvision.transforms.functional as F
+    from timm.data import resolve_model_data_config
+    from torchvision.transforms import InterpolationMode
+
+    from zooscope.data.transforms import iter_batches
+    from zooscope.zoo.card import make_card
+
+    torch.manual_seed(3)
+    original = timm.create_model("test_resnet.r160_in1k", pretrained=False, num_classes=10).eval()
+    weights = tmp_path / "mine.safetensors"
+    write_safetensors(weights, original.state_dict())
+    declared = {"size": 32, "crop_pct": 1.0, "interpolation": "bilinear", "mean": [0.5, 0.4, 0.3], "std": [0.25] * 3}
+    spec = ModelSpec(source=f"file:{weights}", arch="test_resnet.r160_in1k", num_classes=10, tags=TAGS,
+                     preprocess=declared)
+    fetched = fetch_model(spec, dataset=digits, progress=False)
+    default = resolve_model_data_config(original)
+    assert default["input_size"] == (3, 160, 160)  # what the model would have been fed
+    assert fetched.preprocess == {"kind": "timm", "input_size": [3, 32, 32], "interpolation": "bilinear",
+                                  "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.25, 0.25], "crop_pct": 1.0,
+                                  "crop_mode": default["crop_mode"]}
+    positions = digits.split("eval")[:5]
+    batch = next(iter_batches(digits, positions, fetched.preprocess, batch_size=5))
+    by_hand = torch.stack([F.normalize(F.to_tensor(F.center_crop(F.resize(
+        digits.pil(int(p)).convert("RGB"), 32, interpolation=InterpolationMode.BILINEAR), 32)), [0.5, 0.4, 0.3], [0.25] * 3)
+        for p in positions])
+    torch.testing.assert_close(batch, by_hand, rtol=0, atol=0)
+    card = make_card("mine", spec, fetched, weights_sha256="0" * 64, dataset=digits)
+    assert card["input_size"] == [3, 32, 32] and card["preprocess_declared"] == declared
+
+
+def test_a_declared_mean_and_std_replace_a_file_checkpoints_dataset_statistics(tmp_path, digits):
+    arch = {"kind": "mlp", "hidden": [8]}
+    fetched0 = fetch_model(ModelSpec(source="recipe:supervised", tags={**TAGS, "seed": 0}, arch=arch,
+                                     train={"epochs": 1}), dataset=digits, progress=False)
+    weights = tmp_path / "mlp.safetensors"
+    write_safetensors(weights, fetched0.model.state_dict())
+    spec = ModelSpec(source=f"file:{weights}", arch=arch, tags=TAGS, preprocess={"mean": [0.1], "std": [0.2]})
+    assert fetch_model(spec, dataset=digits, progress=False).preprocess == {"kind": "native", "mean": [0.1], "std": [0.2]}
+    three = ModelSpec(source=f"file:{weights}", arch=arch, tags=TAGS, preprocess={"mean": [0.1] * 3})
+    with pytest.raises(ValueError, match=r"preprocess.mean: 3 values for an input of 1 channel"):
+        fetch_model(three, dataset=digits, progress=False)

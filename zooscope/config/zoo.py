@@ -10,7 +10,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from zooscope.config._errors import Strict, format_errors
 
 __all__ = ["SOURCE_KINDS", "RECIPES", "ARCH_KINDS", "Tags", "ArchSpec", "Augment", "SupervisedTrain", "TeacherSpec",
-           "DistillTrain", "SimCLRTrain", "AutoencoderTrain", "RandomFeaturesTrain", "ModelSpec", "recipe_train_options"]
+           "DistillTrain", "SimCLRTrain", "AutoencoderTrain", "RandomFeaturesTrain", "PreprocessSpec", "ModelSpec",
+           "recipe_train_options"]
 
 #: Source prefixes a model may come from.
 SOURCE_KINDS = ("recipe", "timm", "torchvision", "hf-hub", "file")
@@ -111,6 +112,34 @@ _RECIPE_OPTIONS: dict[str, type[Strict]] = {
 }
 
 
+class PreprocessSpec(Strict):
+    """A model's own input pipeline, declared where its source's default is wrong for it: each key given replaces the
+    default of a ``timm:``, ``hf-hub:`` or ``torchvision:`` model, or of a ``file:`` checkpoint of a timm architecture
+    (timm's pretrained config: 224 px, crop 0.875 to 0.95, ImageNet's mean and std), so a checkpoint trained at 32 px
+    is fed 32 px. A ``file:`` checkpoint of an ``arch`` mapping reads the dataset's own pixels: only ``mean`` and
+    ``std`` apply (default: the training split's). What a model was fed is its card's ``preprocess``."""
+
+    size: int | None = Field(None, ge=1, description="the input's side in pixels: the network sees size x size")
+    crop_pct: float | None = Field(None, gt=0, le=1, description="resize to size / crop_pct, then crop size")
+    crop_mode: Literal["center", "squash", "border"] | None = Field(None, description="how the crop is taken (timm)")
+    interpolation: Literal["bilinear", "bicubic", "nearest"] | None = None
+    mean: tuple[float, ...] | None = Field(None, min_length=1, description="per channel, of pixels in [0, 1]")
+    std: tuple[float, ...] | None = Field(None, min_length=1, description="per channel, each above 0")
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if v is not None and min(v) <= 0:
+            raise ValueError(f"every std must be above 0, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _channels_agree(self) -> PreprocessSpec:
+        if self.mean is not None and self.std is not None and len(self.mean) != len(self.std):
+            raise ValueError(f"mean has {len(self.mean)} channels and std {len(self.std)}: give one value per channel")
+        return self
+
+
 class ModelSpec(Strict):
     """One zoo member: where its weights come from and how it was trained."""
 
@@ -124,6 +153,7 @@ class ModelSpec(Strict):
     num_classes: int | None = Field(None, description="file:/timm: classifier size when it differs from the default")
     pretrained_file: str | None = Field(None, description="timm: load this local file instead of the hub's weights")
     weak: bool = Field(False, description="a deliberately weak member (kept on purpose, flagged in tables)")
+    preprocess: PreprocessSpec | None = Field(None, description="the model's own input pipeline, over its source's")
 
     @field_validator("arch", mode="before")
     @classmethod
@@ -166,7 +196,18 @@ class ModelSpec(Strict):
             raise ValueError("'weights' only applies to torchvision: sources")
         if self.pretrained_file is not None and kind != "timm":
             raise ValueError("'pretrained_file' only applies to timm: sources")
+        if self.preprocess is not None:
+            self._check_preprocess(self.preprocess)
         return self
+
+    def _check_preprocess(self, pre: PreprocessSpec) -> None:
+        if self.kind == "recipe":
+            raise ValueError("'preprocess' does not apply to recipe sources: a recipe normalises the pixels it trains on")
+        if self.kind == "file" and not isinstance(self.arch, str):
+            fed_as_is = [k for k in ("size", "crop_pct", "crop_mode", "interpolation") if getattr(pre, k) is not None]
+            if fed_as_is:
+                raise ValueError(f"preprocess: {', '.join(fed_as_is)} do not apply to a file: checkpoint of an arch "
+                                 "mapping (it reads the dataset's own pixels): only mean and std do")
 
     @property
     def kind(self) -> str:

@@ -11,7 +11,7 @@ A model card carries its preprocessing as a plain mapping:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 
 from zooscope.data.datasets import Dataset
 
-__all__ = ["native_preprocess", "timm_preprocess", "iter_batches", "pixels", "native_tensor"]
+__all__ = ["native_preprocess", "timm_preprocess", "declare_preprocess", "iter_batches", "pixels", "native_tensor"]
 
 
 def native_preprocess(images: np.ndarray) -> dict[str, Any]:
@@ -36,6 +36,31 @@ def timm_preprocess(data_config: dict[str, Any]) -> dict[str, Any]:
     keep = ("input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode")
     out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in data_config.items() if k in keep}
     return {"kind": "timm", **out}
+
+
+def declare_preprocess(preprocess: dict[str, Any], declared: Mapping[str, Any]) -> dict[str, Any]:
+    """``preprocess`` (a card's mapping) with what a study declares for the model (``models.<id>.preprocess``, its
+    keys that are set) in place of its source's defaults: ``size`` becomes ``input_size`` [C, size, size] (C kept),
+    ``crop_pct``, ``crop_mode``, ``interpolation``, ``mean`` and ``std`` are taken as given.
+
+    Raises:
+        ValueError: ``mean`` or ``std`` with another number of values than the input has channels; a key other than
+            ``mean`` and ``std`` for native preprocessing (the dataset's own pixels, fed as they are).
+    """
+    out = dict(preprocess)
+    channels = int(out["input_size"][0]) if out["kind"] == "timm" else len(out["mean"])
+    for key in ("mean", "std"):
+        if key in declared and len(declared[key]) != channels:
+            raise ValueError(f"preprocess.{key}: {len(declared[key])} values for an input of {channels} channel(s)")
+    if out["kind"] == "native" and set(declared) - {"mean", "std"}:
+        raise ValueError(f"preprocess: {', '.join(sorted(set(declared) - {'mean', 'std'}))} do not apply to a model "
+                         "fed the dataset's own pixels: only mean and std do")
+    for key, value in declared.items():
+        if key == "size":
+            out["input_size"] = [channels, int(value), int(value)]
+        else:
+            out[key] = [float(v) for v in value] if key in ("mean", "std") else value
+    return out
 
 
 def pixels(images: np.ndarray) -> torch.Tensor:

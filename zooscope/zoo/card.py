@@ -43,5 +43,6 @@ def make_card(model_id: str, spec: ModelSpec, fetched: Fetched, *, weights_sha25
         "dataset": dataset.name,
         "builder": fetched.builder,
         "preprocess": fetched.preprocess,
+        "preprocess_declared": spec.preprocess.model_dump(mode="json", exclude_none=True) if spec.preprocess else {},
         "training": fetched.training,
     }

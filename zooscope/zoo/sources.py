@@ -16,7 +16,7 @@ Every path loads weights without executing code (safetensors or ``weights_only=T
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from torch import nn
 
 from zooscope.config import ArchSpec, ModelSpec
 from zooscope.data.datasets import Dataset
-from zooscope.data.transforms import native_preprocess, timm_preprocess
+from zooscope.data.transforms import declare_preprocess, native_preprocess, timm_preprocess
 from zooscope.zoo.safeload import load_state_dict_file
 
 __all__ = ["Fetched", "fetch_model", "build_network", "load_network"]
@@ -190,4 +190,8 @@ def fetch_model(spec: ModelSpec, *, dataset: Dataset, progress: bool = True) -> 
         fetcher = _FETCHERS[spec.kind]
     except KeyError:
         raise ValueError(f"unknown model source {spec.source!r}; known prefixes: {', '.join(_FETCHERS)}") from None
-    return fetcher(spec, dataset, progress)
+    fetched = fetcher(spec, dataset, progress)
+    if spec.preprocess is None:
+        return fetched
+    declared = spec.preprocess.model_dump(mode="json", exclude_none=True)
+    return replace(fetched, preprocess=declare_preprocess(fetched.preprocess, declared))
