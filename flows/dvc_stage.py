@@ -1,7 +1,7 @@
 """Run one DVC stage in this process, as ``dvc --wait-for-lock repro --single-item <stage>`` does.
 
 Through DVC's Python API, so a stage costs no DVC start-up (about a second per stage as a separate
-``dvc`` process). The stage command's output (``stages/run`` writes it to ``$ZOOSCOPE_STAGE_LOG``) and
+``dvc`` process). The stage command's output (``zooscope/run_stage.sh`` writes it to ``$ZOOSCOPE_STAGE_LOG``) and
 DVC's own messages go to a caller's ``emit`` function, line by line, while the stage runs.
 """
 
@@ -32,7 +32,7 @@ class StageFailed(RuntimeError):
 # holding this lock, command included. So the stages of one process take turns; worker processes (Dask)
 # meet at DVC's file lock, which DVC releases while a stage's command runs, so their commands overlap.
 _DVC_LOCK = threading.Lock()
-STAGE_LOG_ENV = "ZOOSCOPE_STAGE_LOG"  # stages/run appends the stage command's output to this file
+STAGE_LOG_ENV = "ZOOSCOPE_STAGE_LOG"  # zooscope/run_stage.sh appends the stage command's output to this file
 
 
 def _tail(path: Path, emit, done: threading.Event) -> None:

@@ -31,13 +31,14 @@ Path(out).write_text(text)
 
 @pytest.fixture
 def hello_repo(tmp_path, monkeypatch) -> Path:
-    """Three stages through the project's ``stages/run``: ``a`` and ``b`` write a file, ``bad`` fails."""
+    """Three stages through the project's ``zooscope/run_stage.sh``: ``a`` and ``b`` write a file, ``bad`` fails."""
     monkeypatch.setenv("ZOOSCOPE_PYTHON", sys.executable)
     (tmp_path / "stages").mkdir()
-    shutil.copy(REPO / "stages" / "run", tmp_path / "stages" / "run")
+    (tmp_path / "zooscope").mkdir()
+    shutil.copy(REPO / "zooscope" / "run_stage.sh", tmp_path / "zooscope" / "run_stage.sh")
     (tmp_path / "stages" / "__init__.py").write_text("")
     (tmp_path / "stages" / "hello.py").write_text(HELLO)
-    stages = {name: {"cmd": f"sh stages/run hello {name}.txt {text}", "outs": [f"{name}.txt"]}
+    stages = {name: {"cmd": f"sh zooscope/run_stage.sh hello {name}.txt {text}", "outs": [f"{name}.txt"]}
               for name, text in (("a", "A"), ("b", "B"), ("bad", "fail"))}
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
@@ -51,7 +52,7 @@ def test_a_stale_stage_runs_once_and_its_output_reaches_emit(hello_repo):
     assert reproduce_stage("a", repo=hello_repo, emit=lines.append) is True
     assert (hello_repo / "a.txt").read_text() == "A"
     assert "Running stage 'a':" in lines
-    assert "> sh stages/run hello a.txt A" in lines
+    assert "> sh zooscope/run_stage.sh hello a.txt A" in lines
     assert "hello from a.txt" in lines
     assert "step 2/2" in lines and "step 1/2" not in lines  # a redrawn line is logged as last drawn
     assert set(yaml.safe_load((hello_repo / "dvc.lock").read_text())["stages"]) == {"a"}

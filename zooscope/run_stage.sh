@@ -8,7 +8,7 @@
 # from the one doing the work: a linear probe of the similarity stage, thousands of small products in a row,
 # took 2.6 to 9 s instead of 0.8 to 1.6 s on 2 busy cores. 2^4 cycles lets them sleep at once; the numbers
 # stay the same (each product is split into as many threads as before).
-# Usage: sh stages/run <stage> [args...]
+# Usage: sh zooscope/run_stage.sh <stage> [args...]
 if [ -n "${ZOOSCOPE_PYTHON:-}" ]; then py=$ZOOSCOPE_PYTHON
 elif [ -x .venv/bin/python ]; then py=.venv/bin/python
 else py=python3
