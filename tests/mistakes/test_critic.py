@@ -148,7 +148,7 @@ def test_critic_tables_compare_prototypes_in_the_base_embedding(tmp_path):
         np.save(tmp_path / mid / "eval.npy", emb.astype(np.float32))
     settings = MistakesSettings(prototypes=4, criticisms=2)
     picks, overlap, _ = critic_tables(tmp_path, list(embeddings), labels, sample_ids, num_classes=2, base="b",
-                                      settings=settings)
+                                      settings=settings, threads=1)
     assert len(picks) == 3 * 2 * (4 + 2) and len(overlap) == 2 * 3
     base = embeddings["b"].astype(np.float32).astype(np.float64)
     for row in overlap.iter_rows(named=True):

@@ -165,7 +165,7 @@ def test_the_cached_transfer_is_the_direct_transfer_matrix(zoo, digits, tmp_path
     models = parts.ZooModels(zoo / "artifacts/models", zoo / "artifacts/probes", digits, ev[sub], "cpu")
     y = torch.as_tensor(digits.labels[ev[sub]])
     for cache in (tmp_path, tmp_path, None):  # computed, then read back, then without a cache
-        plan = parts.attack_plan(models, MODELS, settings=cfg, cache=cache)
+        plan = parts.attack_plan(models, MODELS, settings=cfg, threads=study.threads, cache=cache)
         got, computed = parts.transfer_results(plan, models, y, settings=cfg, cache=cache, keep=("mlp",))
         direct = transfer_matrix({m: models(m)[0] for m in MODELS}, {m: models(m)[1] for m in MODELS}, y,
                                  method=cfg.transfer_attack, eps=cfg.transfer_eps, steps=cfg.pgd_steps, seed=cfg.seed,
@@ -175,7 +175,7 @@ def test_the_cached_transfer_is_the_direct_transfer_matrix(zoo, digits, tmp_path
         np.testing.assert_array_equal(got.clean, direct.clean)
         np.testing.assert_array_equal(got.adversarial, direct.adversarial)
         assert torch.equal(got.examples["mlp"], direct.examples["mlp"])
-    plan = parts.attack_plan(models, MODELS, settings=cfg, cache=tmp_path)
+    plan = parts.attack_plan(models, MODELS, settings=cfg, threads=study.threads, cache=tmp_path)
     assert plan.todo == {"robustness": N * BUDGETS, "examples": 0, "transfer": 0}
     accuracies, computed = parts.robust_accuracies(plan, models, y, settings=cfg, cache=tmp_path)
     assert computed == N * BUDGETS
@@ -183,8 +183,11 @@ def test_the_cached_transfer_is_the_direct_transfer_matrix(zoo, digits, tmp_path
     assert accuracies["cnn_b", "fgsm", 0.03] == robust_accuracy(fn, x, y, method="fgsm", eps=0.03)
     assert accuracies["cnn_b", "pgd", 0.03] == robust_accuracy(fn, x, y, method="pgd", eps=0.03, steps=cfg.pgd_steps,
                                                                seed=cfg.seed)
-    assert parts.attack_plan(models, MODELS, settings=cfg, cache=tmp_path).todo == {"robustness": 0, "examples": 0,
-                                                                                   "transfer": 0}
+    assert parts.attack_plan(models, MODELS, settings=cfg, threads=study.threads, cache=tmp_path).todo == {
+        "robustness": 0, "examples": 0, "transfer": 0}
+    # another thread count is another computation: nothing of it is cached
+    assert parts.attack_plan(models, MODELS, settings=cfg, threads=study.threads + 1, cache=tmp_path).todo == {
+        "robustness": N * BUDGETS, "examples": N, "transfer": N * (N - 1)}
 
 
 def test_attacks_off_leaves_out_robustness_and_transfer_and_the_report_says_so(zoo, tmp_path, record):

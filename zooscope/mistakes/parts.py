@@ -64,10 +64,12 @@ def _device_type(device: str | torch.device) -> str:
 
 
 def critic_picks(embeddings_dir: str | Path, ids: list[str], labels: np.ndarray, *, num_classes: int,
-                 settings: MistakesSettings, device: str | torch.device = "cpu", cache: str | Path | None = None,
-                 progress: bool = False) -> tuple[dict[str, dict[int, dict[str, np.ndarray]]], int]:
+                 settings: MistakesSettings, threads: int, device: str | torch.device = "cpu",
+                 cache: str | Path | None = None, progress: bool = False,
+                 ) -> tuple[dict[str, dict[int, dict[str, np.ndarray]]], int]:
     """MMD-critic (:func:`zooscope.mistakes.critic.mmd_critic`) on each model's eval embedding, per class with at
-    least ``prototypes + criticisms`` samples, cached per model in ``<cache>/critic.parquet``.
+    least ``prototypes + criticisms`` samples, cached per model in ``<cache>/critic.parquet``, keyed by the settings,
+    the device type and ``threads`` (the kernels' sums depend on how many threads share them).
 
     Returns:
         (model -> class -> {prototypes, criticisms: int64 row indices into the class's samples (``labels == c``, in
@@ -77,7 +79,7 @@ def critic_picks(embeddings_dir: str | Path, ids: list[str], labels: np.ndarray,
     root = Path(embeddings_dir)
     code = code_digest(critic, sys.modules[__name__])
     parts = ("critic", code, settings.prototypes, settings.criticisms, settings.gamma, settings.max_candidates,
-             settings.seed, _device_type(device), _sha(np.asarray(labels, np.int64)), num_classes)
+             settings.seed, _device_type(device), threads, _sha(np.asarray(labels, np.int64)), num_classes)
     keys = {mid: digest(*parts, sha256_file(embedding_file(root / mid, "eval"))) for mid in ids}
 
     def compute(todo: list[str]) -> dict[str, pl.Series]:
@@ -204,11 +206,13 @@ def _steps(method: str, settings: MistakesSettings) -> int:
     return settings.pgd_steps if method == "pgd" else 1
 
 
-def attack_plan(zoo: ZooModels, ids: list[str], *, settings: MistakesSettings, cache: str | Path | None) -> AttackPlan:
-    """The keys of every attack result of the zoo ``ids`` and how many are not cached in ``cache``."""
+def attack_plan(zoo: ZooModels, ids: list[str], *, settings: MistakesSettings, threads: int,
+                cache: str | Path | None) -> AttackPlan:
+    """The keys of every attack result of the zoo ``ids`` (the models' files, the settings, the device type and
+    torch's ``threads``, on which a gradient's sums depend) and how many are not cached in ``cache``."""
     code = code_digest(adversarial, sources, arch, embedding, transforms, sys.modules[__name__])
     files = {mid: zoo.files(mid) for mid in ids}
-    base = (code, _device_type(zoo.device), zoo.images())
+    base = (code, _device_type(zoo.device), threads, zoo.images())
 
     def budget(method: str, eps: float) -> tuple:  # FGSM has no steps and no random start
         return (method, eps) + ((settings.pgd_steps, settings.seed) if method == "pgd" else ())

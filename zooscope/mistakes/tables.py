@@ -103,8 +103,9 @@ def neighbour_table(embeddings: np.ndarray, labels: np.ndarray, sample_ids: np.n
 
 
 def critic_tables(embeddings_dir: str | Path, ids: list[str], labels: np.ndarray, sample_ids: np.ndarray, *,
-                  num_classes: int, base: str, settings: MistakesSettings, device: str | torch.device = "cpu",
-                  cache: str | Path | None = None, progress: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+                  num_classes: int, base: str, settings: MistakesSettings, threads: int,
+                  device: str | torch.device = "cpu", cache: str | Path | None = None,
+                  progress: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """MMD-critic (on ``device``) on each model's eval embedding, per class: (picks {model, class, kind
     ('prototype' | 'criticism'), rank, sample_id, witness}, overlap {class, model_a, model_b, mmd2, reference,
     ratio}: the MMD^2 between the two models' prototypes in the ``base`` model's eval embedding, its expectation
@@ -115,7 +116,7 @@ def critic_tables(embeddings_dir: str | Path, ids: list[str], labels: np.ndarray
     protos: dict[int, dict[str, np.ndarray]] = {c: {} for c in range(num_classes)}  # rows into the class's members
     members = [np.flatnonzero(labels == c) for c in range(num_classes)]
     picked, computed = critic_picks(embeddings_dir, ids, labels, num_classes=num_classes, settings=settings,
-                                    device=device, cache=cache, progress=progress)
+                                    threads=threads, device=device, cache=cache, progress=progress)
     for mid in ids:
         for c, got in picked[mid].items():
             at = members[c]
@@ -275,7 +276,7 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
     rng = np.random.default_rng(cfg.seed)
     sub = np.sort(rng.choice(len(eval_pos), min(cfg.attack_subset, len(eval_pos)), replace=False))
     zoo = ZooModels(Path(models), Path(probes), dataset, eval_pos[sub], device)
-    plan = attack_plan(zoo, ids, settings=cfg, cache=cache) if cfg.attacks else None
+    plan = attack_plan(zoo, ids, settings=cfg, threads=study.threads, cache=cache) if cfg.attacks else None
     if log is not None:
         log(plan.describe(cfg, device) if plan is not None else
             "mistakes: attacks off (mistakes.attacks: false): no robustness, transfer or adversarial examples")
@@ -287,7 +288,8 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
     neighbours = neighbour_table(np.asarray(explain["eval"]), preds.labels, preds.sample_ids, k=cfg.neighbour_k,
                                  num_classes=nc, model=strongest)
     picks, overlap, n_critic = critic_tables(emb, ids, preds.labels, preds.sample_ids, num_classes=nc, base=study.base,
-                                             settings=cfg, device=device, cache=cache, progress=progress)
+                                             settings=cfg, threads=study.threads, device=device, cache=cache,
+                                             progress=progress)
     tables = {"taxonomy": taxonomy, "confusions": confusions, "consensus": consensus, "neighbours": neighbours,
               "prototypes": picks, "prototype_overlap": overlap}
     computed = {"critic": n_critic}

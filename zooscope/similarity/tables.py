@@ -61,8 +61,8 @@ class _Embeddings:
     """Memory-mapped ``<root>/<id>/<split>.npy`` files, their digests (each file hashed once per run, though the
     scores, the concatenated probes and the mixes all key on it) and whether each model's is constant."""
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path, *, threads: int) -> None:
+        self.root, self.threads = Path(root), threads
         self._sha: dict[tuple[str, str], str] = {}
         self._constant: dict[str, bool] = {}
 
@@ -86,10 +86,11 @@ class _Embeddings:
 
 
 def _keys(emb: _Embeddings, pairs: list[Pair], splits: tuple[str, ...], *settings: Any) -> dict[Pair, str]:
-    """Per pair: a digest of both models' embedding files for ``splits``, the settings and this code."""
+    """Per pair: a digest of both models' embedding files for ``splits``, the settings, the threads (the products'
+    sums, FAISS's and the BLAS's, depend on how many share them) and this code."""
     files = {mid: emb.digest(mid, splits) for mid in {m for pair in pairs for m in pair}}
     code = code_digest(knn, cka, neighbours, nulls, overlap, probe, sys.modules[__name__])
-    return {(a, b): digest(code, *settings, files[a], files[b]) for a, b in pairs}
+    return {(a, b): digest(code, *settings, emb.threads, files[a], files[b]) for a, b in pairs}
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -178,7 +179,7 @@ def similarity_tables(study: Study, cards: Mapping[str, Mapping[str, Any]], *, e
         labels: split name -> int [n_split], the labels of the embeddings' rows; num_classes: of the dataset.
         progress: progress bars over the pairs computed.
     """
-    settings, emb, cache = study.similarity, _Embeddings(embeddings), Path(cache)
+    settings, emb, cache = study.similarity, _Embeddings(embeddings, threads=study.threads), Path(cache)
     ids = list(study.models)
     pairs = unordered_pairs(ids)
     rows, n_scores = _scores(emb, pairs, cache, settings, progress)
