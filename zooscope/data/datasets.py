@@ -142,17 +142,20 @@ def _fashion_mnist(spec: DatasetSpec) -> Dataset:
     files = [find(s) for s in stems]
     if any(f is None for f in files):
         files = _download_fashion_mnist(root, stems)
-    xtr, ytr, xte, yte = (_read_idx_cached(f) for f in files)
-    images = np.concatenate([xtr, xte])
+    # the train and test images as one memoised array, memory-mapped: a stage that reads only labels (probe,
+    # predict) no longer reads and copies 55 MB of pixels (0.3 to 0.6 s of each such stage's process)
+    images = _memoised("fashion-mnist", "|".join(_file_key(files[i]) for i in (0, 2)),
+                       lambda: np.concatenate([read_idx(files[0]), read_idx(files[2])]))
+    ytr, yte = (_memoised("idx", _file_key(f), lambda f=f: read_idx(f)) for f in (files[1], files[3]))
     labels = np.concatenate([ytr, yte]).astype(np.int64)
-    n_train = len(xtr)
+    n_train = len(ytr)
     splits = _split_pool(spec, np.arange(n_train), np.arange(n_train, len(images)))
     return Dataset(spec.source, FASHION_MNIST_CLASSES, np.arange(len(images), dtype=np.int64), labels, splits, images)
 
 
-def _read_idx_cached(path: Path) -> np.ndarray:
-    """``read_idx``, memoised (:func:`_memoised`) by the file's absolute path, size and modification time."""
-    return _memoised("idx", f"{path.resolve()}|{'|'.join(map(str, _stat(str(path))))}", lambda: read_idx(path))
+def _file_key(path: Path) -> str:
+    """What a memoised array read from ``path`` depends on: its absolute path, size and modification time."""
+    return f"{path.resolve()}|{'|'.join(map(str, _stat(str(path))))}"
 
 
 def _download_fashion_mnist(root: Path, stems: tuple[str, ...]) -> list[Path]:
@@ -244,7 +247,8 @@ def _stat(path: str) -> tuple[int, int]:
 
 def _memoised(kind: str, key: str, build) -> np.ndarray:
     """``build()``'s array, memoised as an uncompressed ``.npy`` under ``$ZOOSCOPE_CACHE`` (default
-    ``~/.cache/zooscope``)/``kind`` by the sha1 of ``key`` (which must name everything the array depends on).
+    ``~/.cache/zooscope``)/``kind`` by the sha1 of ``key`` (which must name everything the array depends on); read
+    back memory-mapped (read-only), so a stage pays only for the rows it touches.
 
     Every stage reads the dataset; decoding it each time would cost more than the work of some stages.
     """
@@ -256,7 +260,7 @@ def _memoised(kind: str, key: str, build) -> np.ndarray:
     cache = Path(os.environ.get("ZOOSCOPE_CACHE", Path.home() / ".cache" / "zooscope")) / kind / f"{digest}.npy"
     if cache.exists():
         try:
-            return np.load(cache)
+            return np.load(cache, mmap_mode="r")
         except (OSError, ValueError):  # a damaged cache entry: rebuild it
             pass
     array = build()
