@@ -5,9 +5,9 @@ included), which the other stages read and whose sections DVC tracks as their pa
 value it uses changes, a changed default included; each model's resolved entry is a file of its own, in the folder
 of the same name (``artifacts/settings/<id>.json``), which that model's ``fetch`` depends on. Writes
 ``<out>/models/<id>`` for each model (a link to its ``file:`` checkpoint or ``pretrained_file``, else a note) and
-``<out>/dataset`` (a link to the dataset's folder: the Fashion-MNIST root, an image folder). The stages that read them list these links as dependencies, so a
-checkpoint or an image folder whose contents change re-runs exactly the stages that read it, and ``dvc status``
-says so."""
+``<out>/dataset`` (a link to the dataset's folder: the Fashion-MNIST root, an image folder). The stages that read
+them list these links as dependencies, so a checkpoint or an image folder whose contents change re-runs exactly
+the stages that read it, and ``dvc status`` says so."""
 
 from __future__ import annotations
 

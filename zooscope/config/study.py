@@ -83,8 +83,8 @@ class Study(Strict):
     similarity: SimilaritySettings = SimilaritySettings()
     report: ReportSettings = ReportSettings()
     mistakes: MistakesSettings = MistakesSettings()
-    threads: int = Field(1, ge=1, description="CPU threads per stage (torch's, and the BLAS and OpenMP pools'): the "
-                                              "numbers depend on it, so it is a param of every stage that computes")
+    threads: int = Field(1, ge=1, description="CPU threads per stage (torch's, and the BLAS and OpenMP pools'): a "
+                                              "param of every stage whose numbers depend on it")
 
     @field_validator("models")
     @classmethod

@@ -39,27 +39,24 @@ def timm_preprocess(data_config: dict[str, Any]) -> dict[str, Any]:
 
 
 def declare_preprocess(preprocess: dict[str, Any], declared: Mapping[str, Any]) -> dict[str, Any]:
-    """``preprocess`` (a card's mapping) with what a study declares for the model (``models.<id>.preprocess``, its
-    keys that are set) in place of its source's defaults: ``size`` becomes ``input_size`` [C, size, size] (C kept),
-    ``crop_pct``, ``crop_mode``, ``interpolation``, ``mean`` and ``std`` are taken as given.
+    """``preprocess`` (a card's mapping) with what a study declares for the model (``models.<id>.preprocess`` as
+    JSON data, its keys that are set) in place of its source's defaults: ``size`` becomes ``input_size`` [C, size,
+    size] (C kept), the other keys are taken as given. Which keys apply to which source the study's schema checks
+    (:class:`zooscope.config.PreprocessSpec`); the input's channels are known only here.
 
     Raises:
-        ValueError: ``mean`` or ``std`` with another number of values than the input has channels; a key other than
-            ``mean`` and ``std`` for native preprocessing (the dataset's own pixels, fed as they are).
+        ValueError: ``mean`` or ``std`` with another number of values than the input has channels.
     """
     out = dict(preprocess)
     channels = int(out["input_size"][0]) if out["kind"] == "timm" else len(out["mean"])
     for key in ("mean", "std"):
         if key in declared and len(declared[key]) != channels:
             raise ValueError(f"preprocess.{key}: {len(declared[key])} values for an input of {channels} channel(s)")
-    if out["kind"] == "native" and set(declared) - {"mean", "std"}:
-        raise ValueError(f"preprocess: {', '.join(sorted(set(declared) - {'mean', 'std'}))} do not apply to a model "
-                         "fed the dataset's own pixels: only mean and std do")
     for key, value in declared.items():
         if key == "size":
-            out["input_size"] = [channels, int(value), int(value)]
+            out["input_size"] = [channels, value, value]
         else:
-            out[key] = [float(v) for v in value] if key in ("mean", "std") else value
+            out[key] = value
     return out
 
 
