@@ -79,3 +79,23 @@ def test_augment_batch_shift_moves_pixels_and_keeps_the_background():
     flipped = augment_batch(torch.arange(4.0).view(1, 1, 1, 4), Augment(hflip=1.0), background=torch.tensor([0.0]),
                             generator=g)
     assert flipped.flatten().tolist() == [3.0, 2.0, 1.0, 0.0]
+
+
+def test_training_sets_the_deterministic_flags_of_the_public_switch_without_importing_the_compiler():
+    """What torch.use_deterministic_algorithms(True, warn_only=True) reports afterwards, read through torch's own
+    public getters, in a fresh process that never imports torch._inductor (1.8 s of every training process)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, torch\n"
+             "from zooscope.zoo.recipes import _deterministic_kernels\n"
+             "assert not torch.are_deterministic_algorithms_enabled()\n"
+             "_deterministic_kernels()\n"
+             "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),"
+             " 'torch._inductor' in sys.modules)\n"
+             "torch.use_deterministic_algorithms(True, warn_only=True)\n"
+             "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),"
+             " 'torch._inductor' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "True True False"  # the flags set, the compiler not loaded
+    assert out[1] == "True True True"   # the public switch: the same flags, and it loads the compiler

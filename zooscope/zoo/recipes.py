@@ -264,11 +264,21 @@ _RECIPES = {
 }
 
 
+def _deterministic_kernels() -> None:
+    """Make torch's eager kernels deterministic (warning where one has no deterministic implementation).
+
+    This is the eager half of ``torch.use_deterministic_algorithms(True, warn_only=True)``; the public function
+    also imports ``torch._inductor`` to set the compiler's flag, 1.8 s of every training process here, and no
+    recipe compiles.
+    """
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
+
+
 def train_recipe(spec: ModelSpec, *, dataset: Dataset, progress: bool = True) -> tuple[nn.Module, dict, dict]:
     """Train a ``recipe:`` model; returns (model in eval mode, preprocessing config, training summary)."""
     recipe = _RECIPES[spec.target]  # the study schema admits only names of zooscope.config.RECIPES
     opts = recipe_train_options(spec)
     pre = native_preprocess(dataset.images[dataset.split("train")])
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    _deterministic_kernels()
     model, summary = recipe(spec, opts, dataset, pre, progress)
     return model.to(memory_format=torch.contiguous_format), pre, summary
