@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -53,3 +55,26 @@ def test_extract_in_batches_equals_one_pass():
         np.testing.assert_allclose(emb, hidden.numpy(), rtol=1e-6)
         np.testing.assert_allclose(logits, model(x).numpy(), rtol=1e-6)
     assert emb.dtype == np.float32
+
+
+def test_bfloat16_runs_the_forward_pass_in_bfloat16_and_auto_keeps_float32_on_the_cpu():
+    """bfloat16: the result of the same network run by hand in bfloat16 (weights and inputs cast), written as float32;
+    auto on the CPU: float32, bit for bit the plain pass."""
+    from zooscope.models import pick_dtype
+
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    x = torch.randn(10, 3, 2, 2)
+    cpu = torch.device("cpu")
+    assert pick_dtype("auto", cpu) == torch.float32 and pick_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    emb, logits = extract(model, [x], n=10, with_logits=True, device=cpu, dtype=pick_dtype("bfloat16", cpu),
+                          progress=False)
+    half = copy.deepcopy(model).to(torch.bfloat16)
+    with torch.inference_mode():
+        h = half[2](half[1](half[0](x.to(torch.bfloat16))))
+        np.testing.assert_array_equal(emb, h.float().numpy())
+        np.testing.assert_array_equal(logits, half[3](h).float().numpy())
+        assert emb.dtype == np.float32 and not np.array_equal(emb, model[2](model[1](model[0](x))).numpy())
+    plain, _ = extract(model, [x], n=10, with_logits=True, device=cpu, progress=False)
+    auto, _ = extract(model, [x], n=10, with_logits=True, device=cpu, dtype=pick_dtype("auto", cpu), progress=False)
+    np.testing.assert_array_equal(auto, plain)

@@ -17,7 +17,12 @@ __all__ = ["EmbedSettings", "ProbeSettings", "PredictSettings", "EnsembleSetting
 class EmbedSettings(Strict):
     batch_size: int = Field(256, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    num_workers: int = Field(0, ge=0)
+    num_workers: int = Field(0, ge=0, description="processes decoding and resizing images for timm-style models "
+                                                   "(0: in the stage's own process)")
+    precision: Literal["auto", "float32", "bfloat16"] = Field("auto", description=(
+        "the arithmetic of the forward pass: bfloat16 runs it under torch.autocast (embeddings and logits are still "
+        "written as float32, rounded from bfloat16 activations: bench/gpu_check.py measures how far they move); auto "
+        "is bfloat16 on a GPU and float32 on the CPU, where the default study's bytes stay what they were"))
 
 
 class ProbeSettings(Strict):

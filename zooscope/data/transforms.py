@@ -94,13 +94,16 @@ def iter_batches(
     *,
     batch_size: int,
     num_workers: int = 0,
+    pin_memory: bool = False,
 ) -> Iterator[torch.Tensor]:
-    """Yield float32 input batches [b, C, H, W] for ``positions``, in order."""
+    """Yield float32 input batches [b, C, H, W] for ``positions``, in order; in page-locked memory with
+    ``pin_memory`` (for copies to a GPU that overlap the next batch's preparation)."""
     if preprocess["kind"] == "native":
         if dataset.images is None:
             raise ValueError(f"{dataset.name}: a model with native preprocessing needs an in-memory dataset")
         for start in range(0, len(positions), batch_size):
-            yield native_tensor(dataset.images[positions[start:start + batch_size]], preprocess)
+            x = native_tensor(dataset.images[positions[start:start + batch_size]], preprocess)
+            yield x.pin_memory() if pin_memory else x
         return
     if preprocess["kind"] != "timm":
         raise ValueError(f"unknown preprocessing kind {preprocess['kind']!r}; known: native, timm")
@@ -110,6 +113,6 @@ def iter_batches(
     transform = create_transform(**cfg, is_training=False)
     loader = torch.utils.data.DataLoader(
         _PilDataset(dataset, positions, transform, channels=cfg["input_size"][0]),
-        batch_size=batch_size, shuffle=False, num_workers=num_workers,
+        batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
     )
     yield from loader

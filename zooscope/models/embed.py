@@ -17,7 +17,7 @@ from zooscope.data.datasets import SPLITS, Dataset
 from zooscope.data.transforms import iter_batches
 from zooscope.zoo.embedding import embedding_fn
 
-__all__ = ["extract", "embed_splits", "pick_device"]
+__all__ = ["extract", "embed_splits", "pick_device", "pick_dtype"]
 
 
 def pick_device(setting: str = "auto") -> torch.device:
@@ -29,6 +29,13 @@ def pick_device(setting: str = "auto") -> torch.device:
     return torch.device(setting)
 
 
+def pick_dtype(setting: str, device: torch.device) -> torch.dtype:
+    """``embed.precision`` on ``device``: ``auto`` is bfloat16 on CUDA and float32 elsewhere."""
+    if setting == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[setting]
+
+
 def extract(
     model: nn.Module,
     batches: Iterable[torch.Tensor],
@@ -36,10 +43,12 @@ def extract(
     n: int,
     with_logits: bool,
     device: torch.device,
+    dtype: torch.dtype = torch.float32,
     progress: bool = True,
     desc: str = "embed",
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Run ``model`` over ``batches`` (``n`` samples in all) under ``inference_mode``, channels_last.
+    """Run ``model`` over ``batches`` (``n`` samples in all) under ``inference_mode``, channels_last, on
+    ``device``; a ``dtype`` other than float32 runs the forward pass under ``torch.autocast`` in that type.
 
     Returns:
         (embeddings float32 [n, d], logits float32 [n, c] or None when ``with_logits`` is False).
@@ -51,7 +60,9 @@ def extract(
     embs: np.ndarray | None = None
     logits: np.ndarray | None = None
     pos = 0
-    with torch.inference_mode(), tqdm(total=n, desc=desc, unit="img", disable=not progress, mininterval=1.0) as bar:
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+    with (torch.inference_mode(), autocast,
+          tqdm(total=n, desc=desc, unit="img", disable=not progress, mininterval=1.0) as bar):
         for x in batches:
             x = x.to(device, non_blocking=True)
             if x.ndim == 4:
@@ -83,9 +94,10 @@ def embed_splits(model: nn.Module, dataset: Dataset, *, preprocess: dict[str, An
     constant: list[str] = []
     for split in SPLITS:
         pos = dataset.split(split)
-        batches = iter_batches(dataset, pos, preprocess, batch_size=settings.batch_size, num_workers=settings.num_workers)
-        emb, logits = extract(model, batches, n=len(pos), with_logits=with_logits, device=device, progress=progress,
-                              desc=f"{desc} {split}")
+        batches = iter_batches(dataset, pos, preprocess, batch_size=settings.batch_size, num_workers=settings.num_workers,
+                               pin_memory=device.type == "cuda")
+        emb, logits = extract(model, batches, n=len(pos), with_logits=with_logits, device=device,
+                              dtype=pick_dtype(settings.precision, device), progress=progress, desc=f"{desc} {split}")
         check_rows(f"{desc} {split} embeddings", emb)
         if logits is not None:
             check_rows(f"{desc} {split} logits", logits)
