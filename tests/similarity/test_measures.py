@@ -189,7 +189,7 @@ def test_centred_gram_summarises_the_explicit_gram_matrix():
 
 def test_cka_pairs_equal_each_pair_scored_with_explicit_gram_matrices():
     zoo = _zoo()
-    got = cka_pairs([centred_gram(x) for x in zoo], ZOO_PAIRS, n_perm=7, seed=3)
+    got = cka_pairs(zoo, ZOO_PAIRS, n_perm=7, seed=3)
     assert len(got) == len(ZOO_PAIRS)
     for (i, j), row in zip(ZOO_PAIRS, got, strict=True):
         x, y = zoo[i], zoo[j]
@@ -203,7 +203,26 @@ def test_cka_pairs_equal_each_pair_scored_with_explicit_gram_matrices():
 
 def test_cka_pairs_refuse_embeddings_of_different_samples():
     with pytest.raises(ValueError, match="same samples"):
-        cka_pairs([centred_gram(np.ones((5, 2))), centred_gram(np.ones((6, 2)))], [(0, 1)])
+        cka_pairs([np.ones((5, 2)), np.ones((6, 2))], [(0, 1)])
+
+
+def test_cka_pairs_in_a_small_memory_give_the_same_numbers_and_hold_two_models_rows_at_most():
+    """Groups of one model (a budget below two models' centred rows): every pair meets its two models alone, and
+    the numbers are those of the whole zoo at once, bit for bit; the peak of what is allocated stays near two
+    models' float64 rows (and a shuffled copy of one), against all eight models' rows without the bound."""
+    import tracemalloc
+    from itertools import combinations
+
+    zoo, pairs = _zoo(n=3000, widths=(40,) * 8), list(combinations(range(8), 2))
+    rows = 3000 * 40 * 8
+    peaks, got = {}, {}
+    for budget in (2 * rows - 1, 1 << 40):
+        tracemalloc.start()
+        got[budget] = cka_pairs(zoo, pairs, n_perm=2, seed=1, max_bytes=budget)
+        peaks[budget] = tracemalloc.get_traced_memory()[1] / rows
+        tracemalloc.stop()
+    assert got[2 * rows - 1] == got[1 << 40]
+    assert peaks[2 * rows - 1] < 4 < 8 < peaks[1 << 40], peaks
 
 
 def test_mutual_knn_pairs_equal_brute_force_neighbours_of_the_shuffled_embeddings():

@@ -4,7 +4,8 @@ Both scores take two embeddings of the same ``n`` samples in the same order, ``x
 [n, d2], and work in feature space (O(n d1 d2)), never forming an [n, n] Gram matrix. What a score needs of
 one representation (:class:`CentredGram`) is computed once per model, however many pairs it is in. The
 permutation null of :func:`cka_scores` costs one [d1, d2] product per shuffle: everything else is invariant
-under it; :func:`cka_pairs` scores many pairs at once, shuffling each model once per permutation.
+under it; :func:`cka_pairs` scores many pairs at once, shuffling each model once per permutation, within a
+bounded memory.
 """
 
 from __future__ import annotations
@@ -45,11 +46,17 @@ def _hsic1(cross: np.float64, a: CentredGram, b: CentredGram) -> np.float64:
     return (trace + cross_sums - 2 / (n - 2) * (a.offdiag_rows @ b.offdiag_rows)) / (n * (n - 3))
 
 
+def _centred(x: np.ndarray) -> np.ndarray:
+    """``x`` float [n, d] as float64 with each column's mean subtracted: [n, d]."""
+    z = np.array(check_embedding("x", x), np.float64)  # a copy, centred in place: one [n, d] array at a time
+    z -= z.mean(0)
+    return z
+
+
 def centred_gram(x: np.ndarray) -> CentredGram:
     """What CKA needs of ``x`` float [n, d]: its centred rows and the summaries of their Gram matrix (the fields
     of :class:`CentredGram`), at O(n d^2); ``hsic1`` is nan for n < 4."""
-    z = np.asarray(check_embedding("x", x), np.float64)
-    z = z - z.mean(0)
+    z = _centred(x)
     diag = np.einsum("ij,ij->i", z, z)
     rows = z @ z.sum(0) - diag
     norm = np.linalg.norm(z.T @ z)
@@ -117,26 +124,60 @@ def cka_scores(x: np.ndarray, y: np.ndarray, *, n_perm: int = 20, seed: int = 0)
         for ``cka_debiased``.
     """
     x, y = check_embeddings(x, y, min_samples=4)
-    return cka_pairs([centred_gram(x), centred_gram(y)], [(0, 1)], n_perm=n_perm, seed=seed)[0]
+    return cka_pairs([x, y], [(0, 1)], n_perm=n_perm, seed=seed)[0]
 
 
-def cka_pairs(grams: Sequence[CentredGram], pairs: Sequence[tuple[int, int]], *, n_perm: int = 20,
-              seed: int = 0) -> list[dict[str, float]]:
-    """:func:`cka_scores` of each pair (i, j) of ``grams`` (:func:`centred_gram` of each model's embedding of
-    the same n >= 4 samples), the same numbers: y is ``grams[j]``, and each model's samples are shuffled
-    once per permutation for all the pairs it is the second of.
+#: What :func:`cka_pairs` holds of the models' centred rows at once, at most (float64, n x d each), unless a
+#: pair alone needs more: 4 GiB is about five models of 50,000 x 2,048 (ImageNet's validation set, a ResNet-50).
+MAX_ROWS_BYTES = 4 << 30
+
+
+def cka_pairs(embeddings: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]], *, n_perm: int = 20,
+              seed: int = 0, max_bytes: int = MAX_ROWS_BYTES) -> list[dict[str, float]]:
+    """:func:`cka_scores` of each pair (i, j) of ``embeddings`` (each model's float [n, d], the same n >= 4
+    samples; memory-mapped arrays are read when needed), the same numbers, in the order of ``pairs``.
+
+    What a score needs of a model (:func:`centred_gram`) is computed once per model. The models are taken in
+    groups whose centred rows fit in ``max_bytes`` two groups at a time; within the two groups of a pair, each
+    model is shuffled once per permutation for all the pairs it is the second of. When the whole zoo fits,
+    that is one group and every model's rows are centred once; otherwise a model's rows are centred again
+    (O(n d)) for each group it meets, never its Gram summaries (O(n d^2)).
 
     Returns:
         One dict per pair, in order, with the fields of :func:`cka_scores`.
     """
-    sizes = {len(g.z) for g in grams}
+    sizes = {int(np.shape(e)[0]) for e in embeddings}
     if len(sizes) != 1 or min(sizes) < 4:
         raise ValueError(f"every embedding must hold the same samples, at least 4; got sample counts {sorted(sizes)}")
-    null = shuffled_pairs(grams, pairs, score=_cka_pair, shuffle=CentredGram.shuffled, n_samples=sizes.pop(),
-                          n_perm=n_perm, seed=seed)
-    rows = []
-    for (i, j), draws in zip(pairs, null, strict=True):
-        cka, debiased = _cka_pair(grams[i], grams[j])
-        rows.append(with_null("cka", cka, [v[0] for v in draws])
-                    | with_null("cka_debiased", debiased, [v[1] for v in draws]))
+    n = sizes.pop()
+    used = sorted({m for pair in pairs for m in pair})
+    row_bytes = {m: n * int(np.shape(embeddings[m])[1]) * 8 for m in used}
+    groups: list[list[int]] = []
+    for m in used:  # consecutive models, each group within half the budget (a pair spans at most two groups)
+        if groups and sum(row_bytes[g] for g in groups[-1]) + row_bytes[m] <= max_bytes // 2:
+            groups[-1].append(m)
+        else:
+            groups.append([m])
+    group_of = {m: g for g, members in enumerate(groups) for m in members}
+    summaries: dict[int, CentredGram] = {}
+
+    def gram(m: int) -> CentredGram:
+        if m in summaries:
+            return summaries[m]._replace(z=_centred(embeddings[m]))
+        full = centred_gram(embeddings[m])
+        summaries[m] = full._replace(z=None)  # the O(n) fields stay, the rows go with their group
+        return full
+
+    rows: list[dict[str, float] | None] = [None] * len(pairs)
+    for block in sorted({tuple(sorted((group_of[i], group_of[j]))) for i, j in pairs}):
+        members = [m for g in dict.fromkeys(block) for m in groups[g]]
+        grams = {m: gram(m) for m in members}
+        todo = [p for p, (i, j) in enumerate(pairs) if tuple(sorted((group_of[i], group_of[j]))) == block]
+        null = shuffled_pairs(grams, [pairs[p] for p in todo], score=_cka_pair, shuffle=CentredGram.shuffled,
+                              n_samples=n, n_perm=n_perm, seed=seed)
+        for p, draws in zip(todo, null, strict=True):
+            cka, debiased = _cka_pair(grams[pairs[p][0]], grams[pairs[p][1]])
+            rows[p] = (with_null("cka", cka, [v[0] for v in draws])
+                       | with_null("cka_debiased", debiased, [v[1] for v in draws]))
+        del grams
     return rows

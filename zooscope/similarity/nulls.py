@@ -9,7 +9,7 @@ once with :func:`shuffled_pairs`, which shuffles each model once per permutation
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -31,7 +31,7 @@ def permutations(n: int, *, n_perm: int, seed: int) -> Iterator[np.ndarray]:
         yield rng.permutation(n)
 
 
-def shuffled_pairs(items: Sequence[T], pairs: Sequence[tuple[int, int]], *, score: Callable[[T, T], R],
+def shuffled_pairs(items: Sequence[T] | Mapping[int, T], pairs: Sequence[tuple[int, int]], *, score: Callable[[T, T], R],
                    shuffle: Callable[[T, np.ndarray], T], n_samples: int, n_perm: int, seed: int) -> list[list[R]]:
     """The null draws of many pairs at once: for each pair (i, j) of indices into ``items``, in order,
     ``score(items[i], shuffle(items[j], perm))`` for each shuffle ``perm`` of :func:`permutations`.
@@ -39,7 +39,8 @@ def shuffled_pairs(items: Sequence[T], pairs: Sequence[tuple[int, int]], *, scor
     Each item is shuffled once per permutation for all the pairs it is the second of, not once per pair.
 
     Args:
-        items: per model, whatever ``score`` reads (an embedding, neighbour lists) of the same ``n_samples``.
+        items: per model (a sequence, or a mapping from the pairs' indices), whatever ``score`` reads (an
+            embedding, neighbour lists) of the same ``n_samples``.
         shuffle: ``(item, perm int [n_samples]) -> the item with its samples in the order perm``.
 
     Returns:
@@ -54,6 +55,7 @@ def shuffled_pairs(items: Sequence[T], pairs: Sequence[tuple[int, int]], *, scor
             shuffled = shuffle(items[j], perm)
             for p in members:
                 draws[p].append(score(items[pairs[p][0]], shuffled))
+            del shuffled  # before the next model's copy is made
     return draws
 
 

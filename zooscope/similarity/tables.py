@@ -31,7 +31,7 @@ from zooscope.io import sha256_file
 from zooscope.vocab import pair_category
 from zooscope.similarity.overlap import concat_probe_acc, extreme_pairs, mix_curve, outermost
 from zooscope.paircache import Pair, cached_pairs, code_digest, digest
-from zooscope.similarity.cka import centred_gram, cka_pairs
+from zooscope.similarity.cka import cka_pairs
 from zooscope.similarity.neighbours import knn_ids, mutual_knn_pairs
 from zooscope.artifacts import embedding_file, read_probe_summary, unordered_pairs
 from zooscope.data.datasets import SPLITS
@@ -114,9 +114,8 @@ def _scores(emb: _Embeddings, pairs: list[Pair], cache: Path, settings: Similari
         models = sorted({m for pair in todo for m in pair})
         at = {mid: i for i, mid in enumerate(models)}
         indices = [(at[a], at[b]) for a, b in todo]
-        # once per model: the centred embedding and its Gram summaries, the neighbour lists
-        cka = cka_pairs([centred_gram(emb.load(mid, "eval")) for mid in models], indices, n_perm=settings.n_perm,
-                        seed=settings.seed)
+        # once per model: its Gram summaries and its neighbour lists (the centred rows, within a memory bound)
+        cka = cka_pairs([emb.load(mid, "eval") for mid in models], indices, n_perm=settings.n_perm, seed=settings.seed)
         knn = mutual_knn_pairs([knn_ids(emb.load(mid, "eval"), k=settings.knn_k).astype(np.int32) for mid in models],
                                indices, n_perm=settings.n_perm, seed=settings.seed)
         undefined = [emb.constant(a) or emb.constant(b) for a, b in todo]
