@@ -1,8 +1,9 @@
 """The similarity stage's neighbour search and its per-pair cache, each against a baseline measured in the
 same run, printed as tables.
 
-    python bench/bench_similarity.py              # both parts
+    python bench/bench_similarity.py              # the first two parts
     python bench/bench_similarity.py --part knn   # or: --part incremental
+    python bench/bench_similarity.py --part scale [--n 50000 --d 2048 --models 100]   # ImageNet scale, projected
 
 1. Mutual k-NN (k=10) of two 20,000 x 512 embeddings: the library's path (``zooscope.similarity.neighbours.knn_ids``,
    FAISS in query blocks, no n x n matrix) against the way platonic-rep does it (the full n x n cosine
@@ -13,6 +14,11 @@ same run, printed as tables.
    for 30 models from an empty cache, then for 31 models reusing it, against 31 models from an empty
    cache. The incremental run computes the 30 new pairs only (and the overlap probes whose extreme
    pairs changed); the script checks that it gives the same table as the full run.
+3. ImageNet scale (``--part scale``): the similarity stage's scores on two synthetic float16 embeddings of
+   ``--n`` x ``--d`` (memory-mapped, as the stage reads them), each part timed once (a model's centred Gram
+   summary, one CKA product, one shuffled null draw, a FAISS k-NN search on a sample of queries, the mutual
+   k-NN score of a pair with its 20-shuffle null), then projected to ``--models`` models (every pair, 20 null
+   draws each, as the stage computes them) with the memory the stage would hold.
 
 Times are wall seconds on this machine; ratios compare runs of the same script.
 """
@@ -182,9 +188,81 @@ def bench_incremental() -> None:
     print(f"incremental / full: {t_inc / t_full:.2f} ({t_full / t_inc:.1f}x faster), same table")
 
 
+def bench_scale(*, n: int, d: int, models: int, knn_queries: int, n_perm: int = 20, k: int = 10) -> None:
+    from zooscope.models.knn import l2_normalize, search
+    from zooscope.similarity.cka import MAX_ROWS_BYTES, _centred, _cka_pair, centred_gram
+    from zooscope.similarity.neighbours import mutual_knn_pairs
+    from zooscope.similarity.nulls import permutations
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for m in range(2):  # two related float16 embeddings, written and memory-mapped as the stage reads them
+            x = rng.standard_normal((n, d), dtype=np.float32)
+            if m:
+                x += np.load(files[0], mmap_mode="r").astype(np.float32)
+            files.append(Path(tmp) / f"m{m}.npy")
+            np.save(files[-1], x.astype(np.float16))
+            del x
+        emb = [np.load(f, mmap_mode="r") for f in files]
+        start = time.perf_counter()
+        grams = [centred_gram(e) for e in emb]
+        t_gram = (time.perf_counter() - start) / 2
+        start = time.perf_counter()
+        _cka_pair(grams[0], grams[1])
+        t_pair = time.perf_counter() - start
+        perm = next(permutations(n, n_perm=1, seed=0))
+        start = time.perf_counter()
+        _cka_pair(grams[0], grams[1].shuffled(perm))
+        t_draw = time.perf_counter() - start
+        del grams
+        start = time.perf_counter()
+        _centred(emb[1])
+        t_centre = time.perf_counter() - start
+        queries = min(knn_queries, n)
+        unit = l2_normalize(emb[0])
+        start = time.perf_counter()
+        search(unit, unit[:queries], k=k + 1)
+        t_knn = (time.perf_counter() - start) * n / queries
+        ids = [((np.arange(n)[:, None] + 1 + rng.permutation(n - 1)[:k]) % n).astype(np.int32)
+               for _ in range(2)]  # k distinct other samples per row, as knn_ids gives
+        start = time.perf_counter()
+        mutual_knn_pairs(ids, [(0, 1)], n_perm=n_perm)
+        t_mknn = time.perf_counter() - start
+    pairs = models * (models - 1) // 2
+    row_bytes = n * d * 8
+    group = max(1, MAX_ROWS_BYTES // 2 // row_bytes)  # models per group in cka_pairs
+    groups = -(-models // group)
+    centrings = groups * (groups + 1) // 2 * 2 * group if groups > 1 else 0  # two groups' rows per block of pairs
+    parts = {"centred Gram summaries (one per model)": (t_gram, models * t_gram),
+             f"rows centred again, groups of {group} model(s) in {MAX_ROWS_BYTES >> 30} GiB": (t_centre,
+                                                                                           centrings * t_centre),
+             f"CKA products (one per pair, then {n_perm} null draws)": (t_pair + n_perm * t_draw,
+                                                                        pairs * (t_pair + n_perm * t_draw)),
+             f"FAISS k-NN of each model (k={k}, {n:,} queries; {queries:,} timed, scaled)": (t_knn, models * t_knn),
+             f"mutual k-NN with its {n_perm}-shuffle null (one per pair)": (t_mknn, pairs * t_mknn)}
+    total = sum(v[1] for v in parts.values())
+    held_gb = min(models, 2 * group) * row_bytes / 1e9 + models * n * (16 + 4 * k) / 1e9
+    print(f"\nthe similarity scores at {n:,} samples x {d:,} features (float16 on disk), measured on 2 models and "
+          f"projected to {models} models ({pairs:,} pairs)")
+    print(f"{'part':<72}{'s per model or pair':>20}{f'x {models} models':>16}")
+    for name, (one, all_) in parts.items():
+        print(f"{name:<72}{one:>20.2f}{all_ / 3600:>14.1f} h")
+    print(f"{'total':<72}{'':>20}{total / 3600:>14.1f} h  ({total / 86400:.1f} days on this machine)")
+    print(f"one model's centred float64 rows: {row_bytes / 1e6:,.0f} MB; the stage holds at most "
+          f"{held_gb:,.1f} GB for {models} models (two groups' rows, every model's O(n) summaries and neighbour "
+          f"lists), against {models * row_bytes / 1e9:,.0f} GB for every model's rows at once; one CKA product "
+          f"{t_pair:.1f} s, one null draw with its shuffle {t_draw:.1f} s")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=("knn", "incremental", "all"), default="all", help="which benchmark to run")
+    p.add_argument("--part", choices=("knn", "incremental", "all", "scale"), default="all",
+                   help="which benchmark to run (all: knn and incremental)")
+    p.add_argument("--n", type=int, default=50_000, help="scale: samples (default 50,000, ImageNet's validation set)")
+    p.add_argument("--d", type=int, default=2_048, help="scale: embedding width (default 2,048, a ResNet-50's)")
+    p.add_argument("--models", type=int, default=100, help="scale: models projected to (default 100)")
+    p.add_argument("--knn-queries", type=int, default=5_000, help="scale: k-NN queries timed (default 5,000)")
     p.add_argument("--child", nargs=2, metavar=("WAY", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -194,6 +272,8 @@ def main() -> None:
         bench_knn()
     if args.part in ("incremental", "all"):
         bench_incremental()
+    if args.part == "scale":
+        bench_scale(n=args.n, d=args.d, models=args.models, knn_queries=args.knn_queries)
 
 
 if __name__ == "__main__":
