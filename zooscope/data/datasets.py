@@ -24,6 +24,7 @@ import numpy as np
 
 from zooscope.config import DatasetSpec
 from zooscope.data.idx import read_idx
+from zooscope.data.memo import file_key, file_stat, memoised
 
 __all__ = ["Dataset", "load_dataset", "dataset_root", "open_image", "SPLITS", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST",
            "FASHION_MNIST_HINT"]
@@ -144,18 +145,13 @@ def _fashion_mnist(spec: DatasetSpec) -> Dataset:
         files = _download_fashion_mnist(root, stems)
     # the train and test images as one memoised array, memory-mapped: a stage that reads only labels (probe,
     # predict) no longer reads and copies 55 MB of pixels (0.3 to 0.6 s of each such stage's process)
-    images = _memoised("fashion-mnist", "|".join(_file_key(files[i]) for i in (0, 2)),
+    images = memoised("fashion-mnist", "|".join(file_key(files[i]) for i in (0, 2)),
                        lambda: np.concatenate([read_idx(files[0]), read_idx(files[2])]))
-    ytr, yte = (_memoised("idx", _file_key(f), lambda f=f: read_idx(f)) for f in (files[1], files[3]))
+    ytr, yte = (memoised("idx", file_key(f), lambda f=f: read_idx(f)) for f in (files[1], files[3]))
     labels = np.concatenate([ytr, yte]).astype(np.int64)
     n_train = len(ytr)
     splits = _split_pool(spec, np.arange(n_train), np.arange(n_train, len(images)))
     return Dataset(spec.source, FASHION_MNIST_CLASSES, np.arange(len(images), dtype=np.int64), labels, splits, images)
-
-
-def _file_key(path: Path) -> str:
-    """What a memoised array read from ``path`` depends on: its absolute path, size and modification time."""
-    return f"{path.resolve()}|{'|'.join(map(str, _stat(str(path))))}"
 
 
 def _download_fashion_mnist(root: Path, stems: tuple[str, ...]) -> list[Path]:
@@ -236,39 +232,8 @@ def _decoded(paths: list[str], size: int) -> np.ndarray:
             out[i] = np.asarray(ImageOps.fit(open_image(path), (size, size), Image.Resampling.BILINEAR))
         return out
 
-    stats = [(p, *_stat(p)) for p in paths]
-    return _memoised("images", f"{size}|{stats}", decode)
-
-
-def _stat(path: str) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
-
-
-def _memoised(kind: str, key: str, build) -> np.ndarray:
-    """``build()``'s array, memoised as an uncompressed ``.npy`` under ``$ZOOSCOPE_CACHE`` (default
-    ``~/.cache/zooscope``)/``kind`` by the sha1 of ``key`` (which must name everything the array depends on); read
-    back memory-mapped (read-only), so a stage pays only for the rows it touches.
-
-    Every stage reads the dataset; decoding it each time would cost more than the work of some stages.
-    """
-    import hashlib
-
-    from zooscope.io import write_npy
-
-    digest = hashlib.sha1(key.encode()).hexdigest()[:20]
-    cache = Path(os.environ.get("ZOOSCOPE_CACHE", Path.home() / ".cache" / "zooscope")) / kind / f"{digest}.npy"
-    if cache.exists():
-        try:
-            return np.load(cache, mmap_mode="r")
-        except (OSError, ValueError):  # a damaged cache entry: rebuild it
-            pass
-    array = build()
-    try:
-        write_npy(cache, array)
-    except OSError:  # a read-only home (or a full disk): work without the cache
-        pass
-    return array
+    stats = [(p, *file_stat(p)) for p in paths]
+    return memoised("images", f"{size}|{stats}", decode)
 
 
 def _torchvision(spec: DatasetSpec) -> Dataset:

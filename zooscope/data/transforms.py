@@ -6,7 +6,9 @@ A model card carries its preprocessing as a plain mapping:
   pixels; a vectorised ``(x / 255 - mean) / std`` over in-memory arrays (no PIL round trip).
 - ``{"kind": "timm", ...}``: a pretrained model's own data config, as returned by
   ``timm.data.resolve_model_data_config`` (input_size, interpolation, mean, std, crop_pct, crop_mode);
-  torchvision weights are converted to the same form. Applied per image with ``timm.data.create_transform``.
+  torchvision weights are converted to the same form. Applied with ``timm.data.create_transform``: its resize
+  and crop once per dataset and configuration (:func:`decoded_inputs`, memoised: the models that share a
+  configuration share one decode), its ``ToTensor`` and ``Normalize`` per batch.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 
 from zooscope.data.datasets import Dataset
 
-__all__ = ["native_preprocess", "timm_preprocess", "declare_preprocess", "iter_batches", "pixels", "native_tensor"]
+__all__ = ["native_preprocess", "timm_preprocess", "declare_preprocess", "decoded_inputs", "iter_batches", "pixels",
+           "native_tensor"]
 
 
 def native_preprocess(images: np.ndarray) -> dict[str, Any]:
@@ -76,15 +79,64 @@ def native_tensor(images: np.ndarray, preprocess: dict[str, Any]) -> torch.Tenso
 
 
 class _PilDataset(torch.utils.data.Dataset):
-    def __init__(self, dataset: Dataset, positions: np.ndarray, transform: Any, channels: int) -> None:
-        self.dataset, self.positions, self.transform = dataset, positions, transform
-        self.mode = "RGB" if channels == 3 else "L"
+    def __init__(self, dataset: Dataset, transform: Any, mode: str) -> None:
+        self.dataset, self.transform, self.mode = dataset, transform, mode
 
     def __len__(self) -> int:
-        return len(self.positions)
+        return len(self.dataset.labels)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return self.transform(self.dataset.pil(int(self.positions[i])).convert(self.mode))
+    def __getitem__(self, i: int) -> np.ndarray:
+        return np.array(self.transform(self.dataset.pil(i).convert(self.mode)))
+
+
+def _timm_steps(preprocess: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """timm's evaluation transform for ``preprocess``, split before its ``ToTensor``: (the steps on PIL images:
+    resize and crop; the steps on tensors: ToTensor, Normalize)."""
+    from timm.data import create_transform
+
+    cfg = {k: (tuple(v) if isinstance(v, list) else v) for k, v in preprocess.items() if k != "kind"}
+    steps = list(create_transform(**cfg, is_training=False).transforms)
+    at = next(i for i, step in enumerate(steps) if type(step).__name__ in ("ToTensor", "MaybeToTensor"))
+    return steps[:at], steps[at:]
+
+
+def _source_key(dataset: Dataset) -> str:
+    """What the dataset's images are: its files' paths, sizes and modification times, or the bytes of its array."""
+    if dataset.paths is not None:
+        from zooscope.data.memo import file_stat
+
+        return repr([(p, *file_stat(p)) for p in dataset.paths])
+    import hashlib
+
+    return f"{dataset.images.shape}|{hashlib.sha1(np.ascontiguousarray(dataset.images)).hexdigest()}"
+
+
+def decoded_inputs(dataset: Dataset, preprocess: dict[str, Any], *, num_workers: int = 0) -> np.ndarray:
+    """Every image of ``dataset`` resized and cropped as timm's transform for ``preprocess`` does, before
+    ``ToTensor``: uint8 [n, H, W, C] (or [n, H, W] for one channel), in the dataset's order.
+
+    Decoded once per dataset and configuration (size, crop, interpolation; not the normalisation) and memoised
+    (:mod:`zooscope.data.memo`), so every model with the same configuration, every split and the mistakes stage's
+    attacks read the same array, memory-mapped. ``num_workers`` processes decode when it is built.
+    """
+    from torchvision.transforms import Compose
+
+    from zooscope.data.memo import memoised
+
+    pil_steps, _ = _timm_steps(preprocess)
+    mode = "RGB" if preprocess["input_size"][0] == 3 else "L"
+    config = {k: preprocess.get(k) for k in ("input_size", "interpolation", "crop_pct", "crop_mode")}
+
+    def decode() -> np.ndarray:
+        from tqdm.auto import tqdm
+
+        loader = torch.utils.data.DataLoader(_PilDataset(dataset, Compose(pil_steps), mode), batch_size=64,
+                                             num_workers=num_workers)
+        parts = [b.numpy() for b in tqdm(loader, desc=f"decode images for {config['input_size'][-1]} px", unit="batch",
+                                         mininterval=1.0, disable=len(loader) < 20)]
+        return np.concatenate(parts)
+
+    return memoised("inputs", f"{config}|{mode}|{_source_key(dataset)}", decode)
 
 
 def iter_batches(
@@ -107,12 +159,10 @@ def iter_batches(
         return
     if preprocess["kind"] != "timm":
         raise ValueError(f"unknown preprocessing kind {preprocess['kind']!r}; known: native, timm")
-    from timm.data import create_transform
+    from torchvision.transforms import Compose
 
-    cfg = {k: (tuple(v) if isinstance(v, list) else v) for k, v in preprocess.items() if k != "kind"}
-    transform = create_transform(**cfg, is_training=False)
-    loader = torch.utils.data.DataLoader(
-        _PilDataset(dataset, positions, transform, channels=cfg["input_size"][0]),
-        batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory,
-    )
-    yield from loader
+    crops = decoded_inputs(dataset, preprocess, num_workers=num_workers)
+    to_tensor = Compose(_timm_steps(preprocess)[1])
+    for start in range(0, len(positions), batch_size):
+        x = torch.stack([to_tensor(np.array(crops[p])) for p in positions[start:start + batch_size]])
+        yield x.pin_memory() if pin_memory else x
