@@ -231,9 +231,10 @@ def bench_scale(*, n: int, d: int, models: int, knn_queries: int, n_perm: int = 
         t_mknn = time.perf_counter() - start
     pairs = models * (models - 1) // 2
     row_bytes = n * d * 8
-    group = max(1, MAX_ROWS_BYTES // 2 // row_bytes)  # models per group in cka_pairs
+    group = max(1, (MAX_ROWS_BYTES - row_bytes) // 2 // row_bytes)  # models per group in cka_pairs
     groups = -(-models // group)
-    centrings = groups * (groups + 1) // 2 * 2 * group if groups > 1 else 0  # two groups' rows per block of pairs
+    # a block of pairs centres its one or two groups' rows; each model's first centring is in the Gram summary
+    centrings = groups * group + groups * (groups - 1) * group - models if groups > 1 else 0
     parts = {"centred Gram summaries (one per model)": (t_gram, models * t_gram),
              f"rows centred again, groups of {group} model(s) in {MAX_ROWS_BYTES >> 30} GiB": (t_centre,
                                                                                            centrings * t_centre),
@@ -242,7 +243,7 @@ def bench_scale(*, n: int, d: int, models: int, knn_queries: int, n_perm: int = 
              f"FAISS k-NN of each model (k={k}, {n:,} queries; {queries:,} timed, scaled)": (t_knn, models * t_knn),
              f"mutual k-NN with its {n_perm}-shuffle null (one per pair)": (t_mknn, pairs * t_mknn)}
     total = sum(v[1] for v in parts.values())
-    held_gb = min(models, 2 * group) * row_bytes / 1e9 + models * n * (16 + 4 * k) / 1e9
+    held_gb = (min(models, 2 * group) + 1) * row_bytes / 1e9 + models * n * (16 + 4 * k) / 1e9
     print(f"\nthe similarity scores at {n:,} samples x {d:,} features (float16 on disk), measured on 2 models and "
           f"projected to {models} models ({pairs:,} pairs)")
     print(f"{'part':<72}{'s per model or pair':>20}{f'x {models} models':>16}")
@@ -250,9 +251,9 @@ def bench_scale(*, n: int, d: int, models: int, knn_queries: int, n_perm: int = 
         print(f"{name:<72}{one:>20.2f}{all_ / 3600:>14.1f} h")
     print(f"{'total':<72}{'':>20}{total / 3600:>14.1f} h  ({total / 86400:.1f} days on this machine)")
     print(f"one model's centred float64 rows: {row_bytes / 1e6:,.0f} MB; the stage holds at most "
-          f"{held_gb:,.1f} GB for {models} models (two groups' rows, every model's O(n) summaries and neighbour "
-          f"lists), against {models * row_bytes / 1e9:,.0f} GB for every model's rows at once; one CKA product "
-          f"{t_pair:.1f} s, one null draw with its shuffle {t_draw:.1f} s")
+          f"{held_gb:,.1f} GB for {models} models (two groups' rows and a shuffled copy, every model's O(n) "
+          f"summaries and neighbour lists), against {models * row_bytes / 1e9:,.0f} GB for every model's rows at once; one CKA product "
+          f"{t_pair:.2f} s, one null draw with its shuffle {t_draw:.2f} s")
 
 
 def main() -> None:

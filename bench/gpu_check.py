@@ -108,10 +108,11 @@ def check_knn(use_gpu: bool, *, rows: int, dim: int, k: int = 10) -> dict:
 def check_pgd(device: torch.device, *, images: int, steps: int, eps: float = 4 / 255) -> dict:
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(images, 3, 224, 224, generator=gen)
-    out = {}
+    out, y = {}, None
     for side, where in (("cpu", torch.device("cpu")), ("device", device)):
         fn = classifier(_network("resnet18"), mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225], device=where)
-        y = torch.as_tensor(predict(fn, x))  # the network's own clean predictions as labels
+        if y is None:
+            y = torch.as_tensor(predict(fn, x))  # the CPU network's clean predictions: the labels of both sides
         adv, seconds = _timed(lambda: pgd(fn, x, y, eps=eps, steps=steps, seed=0), where)
         pred = predict(fn, adv)
         out[side] = {"robust_accuracy": float((pred == y.numpy()).mean()), "pred": pred, "seconds": seconds}

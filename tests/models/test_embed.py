@@ -66,7 +66,7 @@ def test_bfloat16_runs_the_forward_pass_in_bfloat16_and_auto_keeps_float32_on_th
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
     x = torch.randn(10, 3, 2, 2)
     cpu = torch.device("cpu")
-    assert pick_dtype("auto", cpu) == torch.float32 and pick_dtype("auto", torch.device("cuda")) == torch.bfloat16
+    assert pick_dtype("auto", cpu) == torch.float32 and pick_dtype("bfloat16", cpu) == torch.bfloat16
     emb, logits = extract(model, [x], n=10, with_logits=True, device=cpu, dtype=pick_dtype("bfloat16", cpu),
                           progress=False)
     half = copy.deepcopy(model).to(torch.bfloat16)

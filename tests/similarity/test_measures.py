@@ -8,6 +8,7 @@ from scipy.stats import ortho_group
 
 from zooscope.similarity import (centred_gram, cka_pairs, cka_scores, knn_ids, linear_cka, linear_cka_debiased,
                                  mutual_knn, mutual_knn_pairs, mutual_knn_scores, permutation_null)
+from zooscope.similarity.cka import _cka_pair
 from zooscope.similarity.nulls import permutations, shuffled_pairs
 
 
@@ -201,9 +202,27 @@ def test_cka_pairs_equal_each_pair_scored_with_explicit_gram_matrices():
         assert row == pytest.approx(want, rel=1e-8, abs=1e-12), (i, j)
 
 
-def test_cka_pairs_refuse_embeddings_of_different_samples():
+def test_cka_pairs_refuse_embeddings_of_different_samples_flat_ones_and_pairs_outside_the_zoo():
     with pytest.raises(ValueError, match="same samples"):
         cka_pairs([np.ones((5, 2)), np.ones((6, 2))], [(0, 1)])
+    with pytest.raises(ValueError, match=r"\[n_samples, d\]"):
+        cka_pairs([np.ones((5, 2)), np.ones(5)], [(0, 1)])
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
+        cka_pairs([np.ones((5, 2)), np.ones((5, 2))], [(0, 2)])
+
+
+def test_the_permutation_nulls_means_have_the_closed_forms_the_readme_gives():
+    """Over every ordering of 7 samples: linear CKA's null mean is tr(K) tr(L) / ((n - 1) ||K||_F ||L||_F), and
+    debiased CKA's is 0 (README, at ImageNet scale)."""
+    from itertools import permutations
+
+    x, y = _zoo(n=7, widths=(3, 4))
+    a, b = centred_gram(x), centred_gram(y)
+    every = np.array([_cka_pair(a, b.shuffled(np.array(p))) for p in permutations(range(7))])
+    k, ell = (x - x.mean(0)) @ (x - x.mean(0)).T, (y - y.mean(0)) @ (y - y.mean(0)).T
+    closed = np.trace(k) * np.trace(ell) / (6 * np.linalg.norm(k) * np.linalg.norm(ell))
+    assert every[:, 0].mean() == pytest.approx(closed, rel=1e-12)
+    assert every[:, 1].mean() == pytest.approx(0, abs=1e-14)
 
 
 def test_cka_pairs_in_a_small_memory_give_the_same_numbers_and_hold_two_models_rows_at_most():

@@ -83,7 +83,7 @@ def test_augment_batch_shift_moves_pixels_and_keeps_the_background():
 
 def test_training_sets_the_deterministic_flags_of_the_public_switch_without_importing_the_compiler():
     """What torch.use_deterministic_algorithms(True, warn_only=True) reports afterwards, read through torch's own
-    public getters, in a fresh process that never imports torch._inductor (1.8 s of every training process)."""
+    public getters, in a fresh process that never imports torch._inductor."""
     import subprocess
     import sys
 

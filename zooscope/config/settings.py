@@ -22,7 +22,8 @@ class EmbedSettings(Strict):
     precision: Literal["auto", "float32", "bfloat16"] = Field("auto", description=(
         "the arithmetic of the forward pass: bfloat16 runs it under torch.autocast (embeddings and logits are still "
         "written as float32, rounded from bfloat16 activations: bench/gpu_check.py measures how far they move); auto "
-        "is bfloat16 on a GPU and float32 on the CPU, where the default study's bytes stay what they were"))
+        "is bfloat16 on a GPU that computes in it natively (Ampere and later) and float32 elsewhere, so the CPU "
+        "keeps the default study's bytes. float32 on a GPU lets cuDNN use TF32 for convolutions (torch's default)"))
 
 
 class ProbeSettings(Strict):

@@ -24,7 +24,7 @@ import numpy as np
 
 from zooscope.config import DatasetSpec
 from zooscope.data.idx import read_idx
-from zooscope.data.memo import file_key, file_stat, memoised
+from zooscope.data.memo import file_key, files_key, memoised
 
 __all__ = ["Dataset", "load_dataset", "dataset_root", "open_image", "SPLITS", "FASHION_MNIST_CLASSES", "DEBIAN_FASHION_MNIST",
            "FASHION_MNIST_HINT"]
@@ -232,8 +232,7 @@ def _decoded(paths: list[str], size: int) -> np.ndarray:
             out[i] = np.asarray(ImageOps.fit(open_image(path), (size, size), Image.Resampling.BILINEAR))
         return out
 
-    stats = [(p, *file_stat(p)) for p in paths]
-    return memoised("images", f"{size}|{stats}", decode)
+    return memoised("images", f"{size}|{files_key(paths)}", decode)
 
 
 def _torchvision(spec: DatasetSpec) -> Dataset:

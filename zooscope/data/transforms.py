@@ -79,14 +79,14 @@ def native_tensor(images: np.ndarray, preprocess: dict[str, Any]) -> torch.Tenso
 
 
 class _PilDataset(torch.utils.data.Dataset):
-    def __init__(self, dataset: Dataset, transform: Any, mode: str) -> None:
-        self.dataset, self.transform, self.mode = dataset, transform, mode
+    def __init__(self, dataset: Dataset, positions: np.ndarray, transform: Any, mode: str) -> None:
+        self.dataset, self.positions, self.transform, self.mode = dataset, positions, transform, mode
 
     def __len__(self) -> int:
-        return len(self.dataset.labels)
+        return len(self.positions)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        return np.array(self.transform(self.dataset.pil(i).convert(self.mode)))
+        return np.array(self.transform(self.dataset.pil(int(self.positions[i])).convert(self.mode)))
 
 
 def _timm_steps(preprocess: dict[str, Any]) -> tuple[list[Any], list[Any]]:
@@ -100,43 +100,56 @@ def _timm_steps(preprocess: dict[str, Any]) -> tuple[list[Any], list[Any]]:
     return steps[:at], steps[at:]
 
 
-def _source_key(dataset: Dataset) -> str:
-    """What the dataset's images are: its files' paths, sizes and modification times, or the bytes of its array."""
+def _source_key(dataset: Dataset, positions: np.ndarray) -> str:
+    """What the images at ``positions`` are: their files' paths, sizes and modification times, or their bytes."""
     if dataset.paths is not None:
-        from zooscope.data.memo import file_stat
+        from zooscope.data.memo import files_key
 
-        return repr([(p, *file_stat(p)) for p in dataset.paths])
+        return files_key([dataset.paths[p] for p in positions])
     import hashlib
 
-    return f"{dataset.images.shape}|{hashlib.sha1(np.ascontiguousarray(dataset.images)).hexdigest()}"
+    rows = np.ascontiguousarray(dataset.images[positions])
+    return f"{rows.shape}|{hashlib.sha1(rows).hexdigest()}"
 
 
-def decoded_inputs(dataset: Dataset, preprocess: dict[str, Any], *, num_workers: int = 0) -> np.ndarray:
-    """Every image of ``dataset`` resized and cropped as timm's transform for ``preprocess`` does, before
-    ``ToTensor``: uint8 [n, H, W, C] (or [n, H, W] for one channel), in the dataset's order.
+def decoded_inputs(dataset: Dataset, preprocess: dict[str, Any], *,
+                   num_workers: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The images of ``dataset``'s splits resized and cropped as timm's transform for ``preprocess`` does, before
+    ``ToTensor``: (positions int64 [m], sorted, of every sample in a split; uint8 [m, H, W, C], or [m, H, W] for
+    one channel, row i the image at positions[i]).
 
     Decoded once per dataset and configuration (size, crop, interpolation; not the normalisation) and memoised
-    (:mod:`zooscope.data.memo`), so every model with the same configuration, every split and the mistakes stage's
-    attacks read the same array, memory-mapped. ``num_workers`` processes decode when it is built.
+    (:mod:`zooscope.data.memo`, written row by row into a memory-mapped file, keyed with the versions of timm,
+    torchvision and Pillow that decode), so every model with the same configuration, every split and the
+    mistakes stage's attacks read the same array, memory-mapped. ``num_workers`` processes decode when it is built.
     """
+    import PIL
+    import timm
+    import torchvision
     from torchvision.transforms import Compose
 
-    from zooscope.data.memo import memoised
+    from zooscope.data.memo import memoised_rows
 
     pil_steps, _ = _timm_steps(preprocess)
     mode = "RGB" if preprocess["input_size"][0] == 3 else "L"
-    config = {k: preprocess.get(k) for k in ("input_size", "interpolation", "crop_pct", "crop_mode")}
+    positions = np.unique(np.concatenate(list(dataset.splits.values()))).astype(np.int64)
+    size = [int(v) for v in preprocess["input_size"][1:]]
 
-    def decode() -> np.ndarray:
+    def fill(out: np.ndarray) -> None:
         from tqdm.auto import tqdm
 
-        loader = torch.utils.data.DataLoader(_PilDataset(dataset, Compose(pil_steps), mode), batch_size=64,
+        loader = torch.utils.data.DataLoader(_PilDataset(dataset, positions, Compose(pil_steps), mode), batch_size=64,
                                              num_workers=num_workers)
-        parts = [b.numpy() for b in tqdm(loader, desc=f"decode images for {config['input_size'][-1]} px", unit="batch",
-                                         mininterval=1.0, disable=len(loader) < 20)]
-        return np.concatenate(parts)
+        at = 0
+        for batch in tqdm(loader, desc=f"decode images for {size[-1]} px", unit="batch", mininterval=1.0,
+                          disable=len(loader) < 20):
+            out[at:at + len(batch)] = batch.numpy()
+            at += len(batch)
 
-    return memoised("inputs", f"{config}|{mode}|{_source_key(dataset)}", decode)
+    versions = f"timm {timm.__version__}, torchvision {torchvision.__version__}, Pillow {PIL.__version__}"
+    key = f"{pil_steps!r}|{mode}|{versions}|{_source_key(dataset, positions)}"
+    shape = (len(positions), *size, 3) if mode == "RGB" else (len(positions), *size)
+    return positions, memoised_rows("inputs", key, shape=shape, dtype=np.dtype(np.uint8), fill=fill)
 
 
 def iter_batches(
@@ -148,8 +161,8 @@ def iter_batches(
     num_workers: int = 0,
     pin_memory: bool = False,
 ) -> Iterator[torch.Tensor]:
-    """Yield float32 input batches [b, C, H, W] for ``positions``, in order; in page-locked memory with
-    ``pin_memory`` (for copies to a GPU that overlap the next batch's preparation)."""
+    """Yield float32 input batches [b, C, H, W] for ``positions`` (of samples in the dataset's splits), in order;
+    in page-locked memory with ``pin_memory`` (faster copies to a GPU)."""
     if preprocess["kind"] == "native":
         if dataset.images is None:
             raise ValueError(f"{dataset.name}: a model with native preprocessing needs an in-memory dataset")
@@ -161,8 +174,11 @@ def iter_batches(
         raise ValueError(f"unknown preprocessing kind {preprocess['kind']!r}; known: native, timm")
     from torchvision.transforms import Compose
 
-    crops = decoded_inputs(dataset, preprocess, num_workers=num_workers)
+    decoded, crops = decoded_inputs(dataset, preprocess, num_workers=num_workers)
+    rows = np.searchsorted(decoded, positions)
+    if not np.array_equal(decoded[np.minimum(rows, len(decoded) - 1)], positions):
+        raise ValueError(f"{dataset.name}: positions outside the dataset's splits have no decoded image")
     to_tensor = Compose(_timm_steps(preprocess)[1])
-    for start in range(0, len(positions), batch_size):
-        x = torch.stack([to_tensor(np.array(crops[p])) for p in positions[start:start + batch_size]])
+    for start in range(0, len(rows), batch_size):
+        x = torch.stack([to_tensor(np.array(crops[r])) for r in rows[start:start + batch_size]])
         yield x.pin_memory() if pin_memory else x

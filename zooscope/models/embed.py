@@ -30,9 +30,11 @@ def pick_device(setting: str = "auto") -> torch.device:
 
 
 def pick_dtype(setting: str, device: torch.device) -> torch.dtype:
-    """``embed.precision`` on ``device``: ``auto`` is bfloat16 on CUDA and float32 elsewhere."""
+    """``embed.precision`` on ``device``: ``auto`` is bfloat16 on a CUDA GPU that computes in it natively
+    (Ampere and later; older ones would emulate it, slowly) and float32 elsewhere."""
     if setting == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
+        native = device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if native else torch.float32
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[setting]
 
 

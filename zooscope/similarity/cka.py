@@ -127,8 +127,9 @@ def cka_scores(x: np.ndarray, y: np.ndarray, *, n_perm: int = 20, seed: int = 0)
     return cka_pairs([x, y], [(0, 1)], n_perm=n_perm, seed=seed)[0]
 
 
-#: What :func:`cka_pairs` holds of the models' centred rows at once, at most (float64, n x d each), unless a
-#: pair alone needs more: 4 GiB is about five models of 50,000 x 2,048 (ImageNet's validation set, a ResNet-50).
+#: What :func:`cka_pairs` holds of the models' centred rows at once (float64, n x d each, and one shuffled copy),
+#: unless a pair alone needs more: 4 GiB is five models of 50,000 x 2,048 (ImageNet's validation set, a ResNet-50),
+#: so groups of two.
 MAX_ROWS_BYTES = 4 << 30
 
 
@@ -138,7 +139,8 @@ def cka_pairs(embeddings: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]
     samples; memory-mapped arrays are read when needed), the same numbers, in the order of ``pairs``.
 
     What a score needs of a model (:func:`centred_gram`) is computed once per model. The models are taken in
-    groups whose centred rows fit in ``max_bytes`` two groups at a time; within the two groups of a pair, each
+    groups such that two groups' centred rows and one shuffled copy fit in ``max_bytes``; within the two groups of
+    a pair, each
     model is shuffled once per permutation for all the pairs it is the second of. When the whole zoo fits,
     that is one group and every model's rows are centred once; otherwise a model's rows are centred again
     (O(n d)) for each group it meets, never its Gram summaries (O(n d^2)).
@@ -146,15 +148,23 @@ def cka_pairs(embeddings: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]
     Returns:
         One dict per pair, in order, with the fields of :func:`cka_scores`.
     """
-    sizes = {int(np.shape(e)[0]) for e in embeddings}
+    shapes = [np.shape(e) for e in embeddings]
+    if any(len(shape) != 2 for shape in shapes):
+        raise ValueError(f"every embedding must be [n_samples, d]; got shapes {sorted(set(shapes))}")
+    sizes = {shape[0] for shape in shapes}
     if len(sizes) != 1 or min(sizes) < 4:
         raise ValueError(f"every embedding must hold the same samples, at least 4; got sample counts {sorted(sizes)}")
+    bad = [pair for pair in pairs if not all(0 <= m < len(embeddings) for m in pair)]
+    if bad:
+        raise ValueError(f"pairs {bad[:3]} name models outside 0..{len(embeddings) - 1}")
     n = sizes.pop()
     used = sorted({m for pair in pairs for m in pair})
-    row_bytes = {m: n * int(np.shape(embeddings[m])[1]) * 8 for m in used}
+    row_bytes = {m: n * shapes[m][1] * 8 for m in used}
+    # two groups' rows and one shuffled copy of a model's fit in the budget (a pair spans at most two groups)
+    half = (max_bytes - max(row_bytes.values(), default=0)) // 2
     groups: list[list[int]] = []
-    for m in used:  # consecutive models, each group within half the budget (a pair spans at most two groups)
-        if groups and sum(row_bytes[g] for g in groups[-1]) + row_bytes[m] <= max_bytes // 2:
+    for m in used:  # consecutive models
+        if groups and sum(row_bytes[g] for g in groups[-1]) + row_bytes[m] <= half:
             groups[-1].append(m)
         else:
             groups.append([m])
