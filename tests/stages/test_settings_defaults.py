@@ -57,4 +57,5 @@ def test_a_study_without_settings_runs_and_an_added_probe_section_re_runs_what_u
     assert sorted(ran_stages(dvc(repo, "repro").stdout)) == [
         "mistakes", "predict@cnn_a", "predict@mlp", "probe@cnn_a", "probe@mlp", "report", "similarity"]
     assert locked_params(repo, "probe@mlp", "probe") == {**PROBE_DEFAULTS, "knn_k": 3}
-    assert locked_params(repo, "embed@mlp", "embed") == {"batch_size": 256, "device": "auto", "num_workers": 0}
+    assert locked_params(repo, "embed@mlp", "embed") == {"batch_size": 256, "device": "auto", "num_workers": 0,
+                                                         "precision": "auto"}
