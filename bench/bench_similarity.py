@@ -233,8 +233,9 @@ def bench_scale(*, n: int, d: int, models: int, knn_queries: int, n_perm: int = 
     row_bytes = n * d * 8
     group = max(1, (MAX_ROWS_BYTES - row_bytes) // 2 // row_bytes)  # models per group in cka_pairs
     groups = -(-models // group)
-    # a block of pairs centres its one or two groups' rows; each model's first centring is in the Gram summary
-    centrings = groups * group + groups * (groups - 1) * group - models if groups > 1 else 0
+    # each of the groups * (groups + 1) / 2 blocks of pairs centres one group's rows, but the last (its rows stay);
+    # each model's first centring is in its Gram summary
+    centrings = groups * (groups + 1) // 2 * group - models - group if groups > 1 else 0
     parts = {"centred Gram summaries (one per model)": (t_gram, models * t_gram),
              f"rows centred again, groups of {group} model(s) in {MAX_ROWS_BYTES >> 30} GiB": (t_centre,
                                                                                            centrings * t_centre),

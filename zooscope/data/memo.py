@@ -71,7 +71,7 @@ def _built_once(cache: Path, build: Callable[[Path], np.ndarray]) -> np.ndarray:
             return found
         try:
             return build(cache)
-        except OSError:  # a full disk: work without the cache
+        except OSError:  # a full disk while a memo was written in place: build it again, in memory
             return _IN_PROCESS.setdefault(cache, build(None))
 
 
@@ -85,7 +85,10 @@ def memoised(kind: str, key: str, build: Callable[[], np.ndarray]) -> np.ndarray
     def write(cache: Path | None) -> np.ndarray:
         array = build()
         if cache is not None:
-            write_npy(cache, array)
+            try:
+                write_npy(cache, array)
+            except OSError:  # a full disk: keep what was built, in this process
+                _IN_PROCESS[cache] = array
         return array
 
     return _built_once(_cache_file(kind, key), write)

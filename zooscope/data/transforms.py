@@ -123,6 +123,13 @@ def decoded_inputs(dataset: Dataset, preprocess: dict[str, Any], *,
     torchvision and Pillow that decode), so every model with the same configuration, every split and the
     mistakes stage's attacks read the same array, memory-mapped. ``num_workers`` processes decode when it is built.
     """
+    return _decoded(dataset, _timm_steps(preprocess)[0], input_size=preprocess["input_size"],
+                    num_workers=num_workers)
+
+
+def _decoded(dataset: Dataset, pil_steps: list[Any], *, input_size: list[int],
+             num_workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`decoded_inputs` from the PIL steps of timm's transform, for inputs [C, H, W] of ``input_size``."""
     import PIL
     import timm
     import torchvision
@@ -130,10 +137,9 @@ def decoded_inputs(dataset: Dataset, preprocess: dict[str, Any], *,
 
     from zooscope.data.memo import memoised_rows
 
-    pil_steps, _ = _timm_steps(preprocess)
-    mode = "RGB" if preprocess["input_size"][0] == 3 else "L"
+    mode = "RGB" if input_size[0] == 3 else "L"
     positions = np.unique(np.concatenate(list(dataset.splits.values()))).astype(np.int64)
-    size = [int(v) for v in preprocess["input_size"][1:]]
+    size = [int(v) for v in input_size[1:]]
 
     def fill(out: np.ndarray) -> None:
         from tqdm.auto import tqdm
@@ -174,11 +180,12 @@ def iter_batches(
         raise ValueError(f"unknown preprocessing kind {preprocess['kind']!r}; known: native, timm")
     from torchvision.transforms import Compose
 
-    decoded, crops = decoded_inputs(dataset, preprocess, num_workers=num_workers)
+    pil_steps, tensor_steps = _timm_steps(preprocess)
+    decoded, crops = _decoded(dataset, pil_steps, input_size=preprocess["input_size"], num_workers=num_workers)
     rows = np.searchsorted(decoded, positions)
     if not np.array_equal(decoded[np.minimum(rows, len(decoded) - 1)], positions):
         raise ValueError(f"{dataset.name}: positions outside the dataset's splits have no decoded image")
-    to_tensor = Compose(_timm_steps(preprocess)[1])
+    to_tensor = Compose(tensor_steps)
     for start in range(0, len(rows), batch_size):
         x = torch.stack([to_tensor(np.array(crops[r])) for r in rows[start:start + batch_size]])
         yield x.pin_memory() if pin_memory else x

@@ -140,10 +140,9 @@ def cka_pairs(embeddings: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]
 
     What a score needs of a model (:func:`centred_gram`) is computed once per model. The models are taken in
     groups such that two groups' centred rows and one shuffled copy fit in ``max_bytes``; within the two groups of
-    a pair, each
-    model is shuffled once per permutation for all the pairs it is the second of. When the whole zoo fits,
-    that is one group and every model's rows are centred once; otherwise a model's rows are centred again
-    (O(n d)) for each group it meets, never its Gram summaries (O(n d^2)).
+    a pair, each model is shuffled once per permutation for all the pairs it is the second of. When the whole
+    zoo fits, that is one group and every model's rows are centred once; otherwise a model's rows are centred
+    again (O(n d)) for each later group it meets, never its Gram summaries (O(n d^2)).
 
     Returns:
         One dict per pair, in order, with the fields of :func:`cka_scores`.
@@ -178,16 +177,19 @@ def cka_pairs(embeddings: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]
         summaries[m] = full._replace(z=None)  # the O(n) fields stay, the rows go with their group
         return full
 
+    by_block: dict[tuple[int, int], list[int]] = {}
+    for p, (i, j) in enumerate(pairs):
+        by_block.setdefault(tuple(sorted((group_of[i], group_of[j]))), []).append(p)
     rows: list[dict[str, float] | None] = [None] * len(pairs)
-    for block in sorted({tuple(sorted((group_of[i], group_of[j]))) for i, j in pairs}):
+    grams: dict[int, CentredGram] = {}
+    for block, todo in sorted(by_block.items()):  # (a, a), (a, b), (a, c), ...: group a's rows stay between them
         members = [m for g in dict.fromkeys(block) for m in groups[g]]
-        grams = {m: gram(m) for m in members}
-        todo = [p for p, (i, j) in enumerate(pairs) if tuple(sorted((group_of[i], group_of[j]))) == block]
+        grams = {m: g for m, g in grams.items() if m in members}  # the rows leaving go before new ones come
+        grams |= {m: gram(m) for m in members if m not in grams}
         null = shuffled_pairs(grams, [pairs[p] for p in todo], score=_cka_pair, shuffle=CentredGram.shuffled,
                               n_samples=n, n_perm=n_perm, seed=seed)
         for p, draws in zip(todo, null, strict=True):
             cka, debiased = _cka_pair(grams[pairs[p][0]], grams[pairs[p][1]])
             rows[p] = (with_null("cka", cka, [v[0] for v in draws])
                        | with_null("cka_debiased", debiased, [v[1] for v in draws]))
-        del grams
     return rows
