@@ -13,10 +13,10 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["STAGE_LOG_ENV", "DvcLockError", "StageFailed", "reproduce_stage"]
+__all__ = ["STAGE_LOG_ENV", "DvcLockError", "StageFailed", "open_repo", "reproduce_stage"]
 
 
 class DvcLockError(RuntimeError):
@@ -115,6 +115,18 @@ def _turn(stage: str, emit):
         _DVC_LOCK.release()
 
 
+@contextlib.contextmanager
+def open_repo(root: Path, *, label: str, emit: Callable[[str], None]) -> Iterator:
+    """DVC's ``Repo`` at ``root``, in this process's turn (``label`` names who waits), run from ``root``, with
+    DVC's own messages sent to ``emit``. The repository lock is taken by each DVC call that needs it, waiting
+    for another process's."""
+    from dvc.repo import Repo
+
+    with (_turn(label, emit), _working_dir(root), _dvc_messages_to(emit),
+          Repo(str(root), _wait_for_lock=True) as dvc_repo):
+        yield dvc_repo
+
+
 def reproduce_stage(stage: str, *, repo: str | Path, emit: Callable[[str], None]) -> bool:
     """Reproduce ``stage`` (an address relative to ``repo``'s root) if DVC finds it stale.
 
@@ -123,7 +135,6 @@ def reproduce_stage(stage: str, *, repo: str | Path, emit: Callable[[str], None]
     """
     from dvc.exceptions import DvcException
     from dvc.lock import LockError
-    from dvc.repo import Repo
 
     root = Path(repo).resolve()
     lines: collections.deque[str] = collections.deque(maxlen=15)  # the tail, for the error message
@@ -139,8 +150,7 @@ def reproduce_stage(stage: str, *, repo: str | Path, emit: Callable[[str], None]
     reader.start()
     failure = None
     try:
-        with (_turn(stage, collect), _working_dir(root), _dvc_messages_to(collect),
-              Repo(str(root), _wait_for_lock=True) as dvc_repo):
+        with open_repo(root, label=stage, emit=collect) as dvc_repo:
             ran = dvc_repo.reproduce(stage, single_item=True, run_env={STAGE_LOG_ENV: log})
     except LockError as err:
         raise DvcLockError(f"{stage}: the DVC lock stayed busy: {err}") from err

@@ -9,6 +9,7 @@ publishes the per-model table, the per-category results and the report path as P
 
 Usage:
     python -m flows.study run [--repo .] [--models a,b] [--runner threads|dask|ray] [--address tcp://...]
+    python -m flows.study run --runner dask --address tcp://... --remote NAME   # workers in clones of their own
     python -m flows.study serve --cron "0 3 * * *"      # a schedule, served by this process
 """
 
@@ -26,6 +27,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.dvc_stage import DvcLockError, StageFailed, reproduce_stage
+from flows.remote import CLONE_ENV, Handoff, adopt, handoff, publish_stage, run_in_clone, worker_clone
 
 __all__ = ["main", "run_stage", "stage_graph", "study", "study_flow"]
 
@@ -130,31 +132,101 @@ def _best(table) -> str:
     return f"{row['model']} {100 * row['top1']:.2f}%"
 
 
+@task(name="dvc-stage-in-clone", task_run_name="{stage}", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=3,
+      retry_condition_fn=_retry_on_lock)
+def run_stage_in_clone(stage: str, work: Handoff, remote: str | None) -> dict:
+    """On a worker: the stage in the worker's own clone ($ZOOSCOPE_CLONE), its data through the DVC remote."""
+    logger = get_run_logger()
+    result = run_in_clone(stage, work, clone=worker_clone(), remote=remote, emit=logger.info)
+    logger.info("%s: %s on %s", stage, "ran" if result["ran"] else "up to date", result["worker"])
+    return result
+
+
+def _start_local(stage: str, root: Path, failed: list[str]):
+    """A stage in the repository the workers share: a task, or its stand-in when an upstream stage failed."""
+    return upstream_failed.submit(stage, failed) if failed else run_stage.submit(stage, str(root))
+
+
+def _settle_local(stage: str, future, root: Path) -> str:
+    return future.result(raise_on_failure=False) if future.state.is_completed() else "failed"
+
+
+class _Clones:
+    """A stage's start and end when each worker has its own clone and data moves through the DVC remote
+    ``remote`` (flows/remote.py): roots run here, a stale stage is handed to a worker, its result adopted here."""
+
+    def __init__(self, graph: dict[str, list[str]], remote: str | None, logger) -> None:
+        self.graph, self.remote, self.logger = graph, remote, logger
+        self.roots = {stage for stage, deps in graph.items() if not deps}
+
+    def start(self, stage: str, root: Path, failed: list[str]):
+        if failed:
+            return upstream_failed.submit(stage, failed)
+        emit = self.logger.info
+        try:
+            if stage in self.roots:
+                ran = reproduce_stage(stage, repo=root, emit=emit)
+                publish_stage(root, stage, remote=self.remote, emit=emit)
+                return "ran" if ran else "up to date"
+            if not publish_stage(root, stage, remote=self.remote, emit=emit):
+                return "up to date"
+            work = handoff(root, stage, upstream=self.graph[stage], roots=self.roots, emit=emit)
+        except StageFailed as err:
+            self.logger.error("%s", err)
+            return "failed"
+        return run_stage_in_clone.submit(stage, work, self.remote)
+
+    def settle(self, stage: str, future, root: Path) -> str:
+        if not future.state.is_completed():
+            return "failed"
+        result = future.result()
+        if not isinstance(result, dict):  # an upstream-failed stand-in
+            return "failed"
+        try:
+            adopt(root, stage, result, remote=self.remote, emit=self.logger.info)
+        except StageFailed as err:
+            self.logger.error("%s", err)
+            return "failed"
+        return "ran" if result["ran"] else "up to date"
+
+
 @flow(name="zooscope-stages", log_prints=True)
-def study_flow(repo: str = ".", models: list[str] | None = None) -> dict[str, str]:
-    """Run every stage of the DVC pipeline as a task, respecting DVC's edges; publish the results."""
+def study_flow(repo: str = ".", models: list[str] | None = None, remote: str | None = None) -> dict[str, str]:
+    """Run every stage of the DVC pipeline as a task, respecting DVC's edges; publish the results.
+
+    With ``remote`` (a DVC remote's name), each worker runs its stages in its own clone ($ZOOSCOPE_CLONE)
+    and the data moves through that remote; this process's clone ends as a single-machine run leaves it.
+    """
     logger = get_run_logger()
     root = Path(repo).resolve()
     graph = stage_graph(root, models=models)
     logger.info("%d stages from %s/dvc.yaml", len(graph), root)
-    futures: dict = {}
+    if remote is None:
+        start, settle = _start_local, _settle_local
+    else:
+        clones = _Clones(graph, remote, logger)
+        start, settle = clones.start, clones.settle
+    outcomes: dict[str, str] = {}
+    running: dict = {}
     pending = dict(graph)
-    while pending:
+    while pending or running:
         progressed = False
+        for stage, future in list(running.items()):
+            if future.state.is_final():
+                outcomes[stage] = settle(stage, future, root)
+                del running[stage]
+                progressed = True
         for stage, deps in list(pending.items()):
-            if not all(d in futures and futures[d].state.is_final() for d in deps):
-                continue
-            failed = [d for d in deps if not futures[d].state.is_completed()]
-            futures[stage] = (upstream_failed.submit(stage, failed) if failed
-                              else run_stage.submit(stage, str(root)))
-            del pending[stage]
-            progressed = True
+            if all(d in outcomes for d in deps):
+                started = start(stage, root, [d for d in deps if outcomes[d] == "failed"])
+                if isinstance(started, str):
+                    outcomes[stage] = started
+                else:
+                    running[stage] = started
+                del pending[stage]
+                progressed = True
         if not progressed:
             time.sleep(0.2)
-    outcomes = {}
-    for stage, fut in futures.items():
-        fut.wait()
-        outcomes[stage] = fut.result(raise_on_failure=False) if fut.state.is_completed() else "failed"
     bad = sorted(s for s, o in outcomes.items() if o == "failed")
     _publish(root, outcomes)
     if bad:
@@ -182,9 +254,13 @@ def _task_runner(runner: str, *, address: str | None, workers: int):
     raise ValueError(f"unknown runner {runner!r}; choose one of {', '.join(RUNNERS)}")
 
 
+_THREADS_SHARE = (f"--remote needs workers with clones of their own: use --runner dask (or ray), with {CLONE_ENV} "
+                  "set on each worker")
+
+
 @flow(name="zooscope-study", log_prints=True)
 def study(repo: str = ".", models: list[str] | None = None, runner: str = "threads", address: str | None = None,
-          workers: int = 2) -> dict[str, str]:
+          workers: int = 2, remote: str | None = None) -> dict[str, str]:
     """The study flow: pick the task runner (local threads, a Dask cluster, Ray), then run the stages.
 
     Args:
@@ -193,9 +269,14 @@ def study(repo: str = ".", models: list[str] | None = None, runner: str = "threa
         runner: ``threads`` (default), ``dask`` (``address`` of a scheduler, or a local cluster of
             ``workers`` processes) or ``ray``.
         workers: how many stages run at once.
+        remote: a DVC remote's name: each worker runs its stages in its own clone ($ZOOSCOPE_CLONE on the
+            worker) and pulls and pushes their data there (flows/remote.py); otherwise every worker works
+            in ``repo`` itself (one machine, or a shared file system).
     """
+    if remote is not None and runner == "threads":
+        raise ValueError(_THREADS_SHARE)
     inner = study_flow.with_options(task_runner=_task_runner(runner, address=address, workers=workers))
-    return inner(repo=repo, models=models or None)
+    return inner(repo=repo, models=models or None, remote=remote)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,11 +290,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         s.add_argument("--runner", default="threads", choices=RUNNERS, help="task runner (default: threads)")
         s.add_argument("--address", default=None, help="Dask scheduler / Ray address (default: a local cluster)")
         s.add_argument("--workers", type=int, default=2, help="stages at once (default: 2)")
+        s.add_argument("--remote", default=None, metavar="NAME",
+                       help=f"a DVC remote every clone has: each worker runs in its own clone (${CLONE_ENV} on the "
+                            "worker) and moves data through this remote (default: workers share --repo)")
         if name == "serve":
             s.add_argument("--cron", required=True, help='cron schedule, e.g. "0 3 * * *"')
     args = p.parse_args(argv)
+    if args.remote is not None and args.runner == "threads":
+        p.error(_THREADS_SHARE)
     params = {"repo": str(Path(args.repo).resolve()), "models": [m for m in args.models.split(",") if m] or None,
-              "runner": args.runner, "address": args.address, "workers": args.workers}
+              "runner": args.runner, "address": args.address, "workers": args.workers, "remote": args.remote}
     if args.command == "serve":
         study.serve(name="zooscope-nightly", cron=args.cron, parameters=params)
         return 0
