@@ -26,6 +26,8 @@ elif kind == "words":
     words = Path(args[0]).read_text().split()
     Path(args[1]).write_text("\\n".join(words))
     Path(args[2]).write_text(json.dumps({"words": len(words)}))
+    seen = Path("seen.txt")  # a kept output (persist), like a pair cache: each run adds to what earlier ones left
+    seen.write_text((seen.read_text() if seen.exists() else "") + words[0] + "\\n")
 else:
     n = json.loads(Path(args[1]).read_text())["words"]
     Path(args[2]).write_text(f"{n} words, the first {Path(args[0]).read_text().splitlines()[0]}")
@@ -33,7 +35,7 @@ else:
 PIPELINE = {"stages": {
     "root": {"cmd": "sh zooscope/run_stage.sh cat root root.txt", "deps": ["params.txt"], "outs": ["root.txt"]},
     "words": {"cmd": "sh zooscope/run_stage.sh cat words root.txt words.txt count.json",
-              "deps": ["root.txt", "stages/cat.py"], "outs": ["words.txt"],
+              "deps": ["root.txt", "stages/cat.py"], "outs": ["words.txt", {"seen.txt": {"persist": True}}],
               "metrics": [{"count.json": {"cache": False}}]},
     "summary": {"cmd": "sh zooscope/run_stage.sh cat summary words.txt count.json summary.txt",
                 "deps": ["words.txt", "count.json"], "outs": ["summary.txt"]},
@@ -123,6 +125,18 @@ def test_stages_run_in_two_clones_leave_the_coordinator_as_a_plain_repro_does(pr
     _dvc(third, "pull")
     assert "up to date" in _dvc(third, "status").lower()
     assert (third / "summary.txt").read_text() == "3 words, the first ONE"
+
+
+def test_a_stage_run_in_another_clone_starts_from_its_kept_output(project):
+    one, two = _clone(project, "one"), _clone(project, "two")
+    _coordinate(project, {"words": one, "summary": one})
+    assert (project / "seen.txt").read_text() == "ONE\n"
+    for repo in (project, one, two):  # the study changes, in every clone
+        (repo / "params.txt").write_text("zero one two three")
+    _coordinate(project, {"words": two, "summary": two})
+    assert (two / "seen.txt").read_text() == "ONE\nZERO\n"  # the first run's, pulled from the other clone's push
+    assert (project / "seen.txt").read_text() == "ONE\nZERO\n"
+    assert (project / "summary.txt").read_text() == "4 words, the first ZERO"
 
 
 def test_a_clone_with_other_params_is_refused_before_it_runs_anything(project):
