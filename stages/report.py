@@ -1,6 +1,7 @@
 """report: the study report. Writes ``--out`` (reports/index.html: one self-contained page with the
 summary, the per-model and per-category tables, the figures and eval-image thumbnails, each section
-naming the artifacts it comes from, the mistakes sections when ``--mistakes`` is given, and what changed since the ``report.compare_to`` commit) and the
+naming the artifacts it comes from, the mistakes sections when ``--mistakes`` is given, the shift section when
+``--shift-metrics`` is given, and what changed since the ``report.compare_to`` commit) and the
 data of two DVC plots: ``--kappa-heatmap`` (error consistency of every ordered pair) and
 ``--knn-heatmap`` (mutual k-NN alignment), rows in the report's order (by category vs the base)."""
 
@@ -16,7 +17,7 @@ def work(args) -> None:
     from zooscope.diff import compare_with
     from zooscope.io import atomic_path, write_csv
     from zooscope.report import build_report, load_report_data
-    from zooscope.report.data import heatmap_frame, model_order
+    from zooscope.report.data import heatmap_frame, load_shift, model_order
 
     start = time.perf_counter()
     study, _ = load(args.params)
@@ -24,7 +25,9 @@ def work(args) -> None:
                             per_class=args.per_class, predictions=args.predictions,
                             thumbnails=study.report.thumbnails > 0, changes=compare_with(".", study.report.compare_to),
                             mistakes=args.mistakes, mistakes_metrics=args.mistakes_metrics, per_group=args.per_group,
-                            mixes=args.feature_mixes)
+                            mixes=args.feature_mixes,
+                            shift=load_shift(args.shift_table, args.shift_metrics, args.shift_examples)
+                            if args.shift_metrics else None)
     page = build_report(data)
     with atomic_path(args.out, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -45,6 +48,9 @@ def main(argv=None) -> int:
     p.add_argument("--predictions", required=True, help="folder of <id>/eval.parquet")
     p.add_argument("--mistakes", help="the mistakes stage's folder (optional: adds the mistakes sections)")
     p.add_argument("--mistakes-metrics", help="the mistakes stage's metrics/mistakes.json (with --mistakes)")
+    p.add_argument("--shift-metrics", help="the shift stage's metrics/shift.json (optional: adds the shift section)")
+    p.add_argument("--shift-table", help="the shift stage's per-model table (with --shift-metrics)")
+    p.add_argument("--shift-examples", help="the shift stage's example images (with --shift-metrics)")
     p.add_argument("--out", required=True, help="the report (HTML)")
     p.add_argument("--kappa-heatmap", required=True, help="error-consistency heatmap data (CSV, a DVC plot)")
     p.add_argument("--knn-heatmap", required=True, help="mutual k-NN heatmap data (CSV, a DVC plot)")

@@ -28,6 +28,8 @@ TINY_STUDY = {
     "ensemble": {"n_boot": 1000, "seed": 0, "matched_band": 0.2, "greedy_max_size": 4, "strongest": 2,
                  "class_groups": {"low": [0, 1, 2, 3, 4], "high": [5, 6, 7, 8, 9]}},
     "report": {"thumbnails": 12, "compare_to": "HEAD"},
+    # two small shifted sets of 120 eval images (docs/science.md section 8)
+    "shift": {"corruptions": {"gaussian_noise": [3], "rotate": [2]}, "eval_size": 120, "seed": 0},
     "mistakes": {"consensus_share": 0.75, "neighbour_k": 5, "top_confusions": 3, "explain_k": 4, "show": 5,
                  "prototypes": 3, "criticisms": 2, "gamma": None, "max_candidates": 2000, "attack_subset": 40,
                  "eps": [0.03, 0.1], "pgd_steps": 3, "transfer_attack": "pgd", "transfer_eps": 0.1, "seed": 0},

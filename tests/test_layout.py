@@ -21,14 +21,15 @@ LAYERS = (
     ("zooscope.zoo",),
     ("zooscope.models",),
     ("zooscope.ensemble", "zooscope.similarity"),
-    ("zooscope.mistakes",),
+    ("zooscope.mistakes", "zooscope.shift"),
     ("zooscope.summary", "zooscope.diff"),
     ("zooscope.report",),
     ("zooscope.cli", "zooscope.stagecli"),
 )
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 MODULES = sorted((REPO / "zooscope").rglob("*.py"))
-PACKAGES = ("zooscope.config", "zooscope.models", "zooscope.ensemble", "zooscope.similarity", "zooscope.mistakes")
+PACKAGES = ("zooscope.config", "zooscope.models", "zooscope.ensemble", "zooscope.similarity", "zooscope.mistakes",
+            "zooscope.shift")
 
 
 def _name(path: Path) -> str:

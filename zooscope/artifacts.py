@@ -19,6 +19,9 @@ the ones ``dvc.yaml`` uses. The default study's tree:
     metrics/study.json                                                                   ensemble
     artifacts/mistakes/<table>.parquet, adversarial_images.npy, metrics/mistakes.json,
     artifacts/pair_cache/mistakes/                                                       mistakes
+    artifacts/shifted/<id>/       <set>.npy (probabilities on a shifted set), shifted.json  shifted@<id>
+    artifacts/shift.parquet, artifacts/shift_pairs.parquet, artifacts/shift_examples.npy,
+    artifacts/shift_samples.parquet, metrics/shift.json                                  shift
     reports/index.html                                                                   report
 
 Pairwise numbers are only meaningful when both models saw the same samples in the same order, so
@@ -47,6 +50,7 @@ __all__ = [
     "embedding_file", "logits_file", "model_metrics_file", "mistakes_file",
     "link_input", "link_inputs", "read_card", "read_cards", "load_embeddings", "read_probe_summary", "read_model_metrics", "read_mistakes",
     "Predictions", "read_predictions", "unordered_pairs", "pair_matrix",
+    "SHIFTED_SUMMARY", "shifted_file",
 ]
 
 # ------------------------------------------------------------------ default locations (those of dvc.yaml)
@@ -98,6 +102,14 @@ def prediction_files(folder: str | Path, split: str = "eval") -> tuple[Path, Pat
 def model_metrics_file(metrics_dir: str | Path, model: str) -> Path:
     """One model's metrics (top1, top5, nll, ece, temperature, probe_acc, knn_acc), a DVC metric."""
     return Path(metrics_dir) / f"{model}.json"
+
+
+SHIFTED_SUMMARY = "shifted.json"  # shifted@<id>: per set top1, nll, ece and the temperature used
+
+
+def shifted_file(folder: str | Path, name: str) -> Path:
+    """A shifted folder's float32 [n, C] probabilities on the shifted set ``name`` (``<corruption>-<severity>``)."""
+    return Path(folder) / f"{name}.npy"
 
 
 def mistakes_file(folder: str | Path, table: str) -> Path:

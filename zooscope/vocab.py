@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 __all__ = ["METHODOLOGY_TAGS", "CATEGORIES", "GROUPS", "group_rank", "pair_category", "Subset", "SUBSETS",
-           "CATEGORY_STATS"]
+           "CATEGORY_STATS", "CORRUPTIONS", "SEVERITIES"]
 
 #: Methodology tags of a model card, in order of increasing methodology distance.
 METHODOLOGY_TAGS = ("seed", "hyperparameters", "architecture", "framework", "data")
@@ -53,3 +53,9 @@ SUBSETS = {"all": Subset("categories", "all pairs"), "matched": Subset("categori
            "strong": Subset("categories_without_weak", "pairs without weak models")}
 #: The statistics each category reports with a bootstrap interval (``<stat>``, ``<stat>_lo``, ``<stat>_hi``).
 CATEGORY_STATS = ("kappa", "error_inconsistency", "gain")
+
+
+#: The synthetic corruptions of the shifted eval sets (zooscope.shift.corruptions implements each), and their severities.
+CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur", "contrast", "brightness", "jpeg",
+               "pixelate", "rotate", "shear", "translate")
+SEVERITIES = (1, 2, 3, 4, 5)

@@ -149,7 +149,7 @@ def test_the_resolved_study_holds_every_section_in_schema_order_and_loads_back_t
     text, models = dump_study(study, folder="settings")
     resolved = json.loads(text)
     assert list(resolved) == ["dataset", "base", "models", "embed", "probe", "predict", "ensemble", "similarity",
-                              "report", "mistakes", "threads", "models_digest"]
+                              "report", "mistakes", "shift", "threads", "models_digest"]
     assert resolved["probe"] == {"l2_grid": [0.0001, 0.001, 0.01, 0.1], "max_iter": 100, "tol": 1e-05, "knn_k": 20}
     assert resolved["dataset"] == {"source": "digits", "root": None, "seed": 0, "train_size": None,
                                    "calibration_size": 0.15, "eval_size": 0.3, "image_size": None}

@@ -37,7 +37,8 @@ _FIGURES = {"categories": 2,  # kappa and gain by category; accuracy against kap
             "error-consistency": 1, "similarity": 3,  # CKA and mutual k-NN heatmaps; CKA against kappa
             "overlap": 2,  # concatenated probes; feature mixes
             "specialisation": 1, "complementary": 1, "robustness": 1,
-            "adversarial-transfer": 2}  # transfer heatmap; transfer against kappa
+            "adversarial-transfer": 2,  # transfer heatmap; transfer against kappa
+            "shift": 2}  # accuracy on the corrupted sets against clean; every model on every set
 
 
 # --------------------------------------------------------------------------- page building blocks
@@ -149,7 +150,7 @@ def test_report_renders_offline_with_every_figure_and_image(studied, tmp_path):
         assert Image.open(io.BytesIO(base64.b64decode(data))).size == (72, 72)
     for word in ("kappa", "ensemble", "CKA", "mutual k-NN", "accuracy-matched", "Samples every model gets wrong",
                  "Consensus errors", "Prototypes and criticisms", "Adversarial transfer", "Adversarial examples",
-                 "near misses"):
+                 "near misses", "Off the test set", "effective robustness", "What the corruptions do"):
         assert word in dom
     # MMD-critic: for each of the 10 digit classes a row with each shown model's prototypes and criticisms: the
     # base, and the farthest of the two most distant categories present (architecture: mlp; framework: randfeat,

@@ -8,7 +8,7 @@
 
 from zooscope.config._errors import StudyError
 from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesSettings, PredictSettings, ProbeSettings,
-                                      ReportSettings, SimilaritySettings)
+                                      ReportSettings, ShiftSettings, SimilaritySettings)
 from zooscope.config.study import DatasetSpec, Study, dump_study, load_study, parse_study, write_study
 from zooscope.config.lint import ZooWarning, lint_zoo
 from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Augment, AutoencoderTrain, DistillTrain,
@@ -20,6 +20,6 @@ __all__ = [
     "ArchSpec",
     "Augment", "SupervisedTrain", "DistillTrain", "TeacherSpec", "SimCLRTrain", "AutoencoderTrain",
     "RandomFeaturesTrain", "recipe_train_options", "load_study", "parse_study", "dump_study", "write_study", "EmbedSettings",
-    "ProbeSettings", "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings",
+    "ProbeSettings", "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings", "ShiftSettings",
     "ZooWarning", "lint_zoo",
 ]

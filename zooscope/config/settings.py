@@ -9,9 +9,10 @@ from typing import Literal
 from pydantic import Field, StrictBool, field_validator
 
 from zooscope.config._errors import Strict
+from zooscope.vocab import CORRUPTIONS, SEVERITIES
 
 __all__ = ["EmbedSettings", "ProbeSettings", "PredictSettings", "EnsembleSettings", "SimilaritySettings",
-           "ReportSettings", "MistakesSettings"]
+           "ReportSettings", "MistakesSettings", "ShiftSettings"]
 
 
 class EmbedSettings(Strict):
@@ -132,4 +133,27 @@ class MistakesSettings(Strict):
     def _budgets(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         if any(not 0 < e <= 1 for e in v) or any(a >= b for a, b in zip(v, v[1:])):
             raise ValueError(f"eps must be increasing budgets in (0, 1], e.g. [0.01, 0.03, 0.1], got {list(v)}")
+        return v
+
+
+class ShiftSettings(Strict):
+    """The ``shifted`` and ``shift`` stages: the zoo on shifted eval sets (docs/science.md 8)."""
+
+    corruptions: dict[str, tuple[int, ...]] = Field(
+        default_factory=dict, description="corruption -> severities (1 to 5): one shifted set per pair, the eval "
+                                          "images corrupted before each model's own preprocessing (names: "
+                                          "zooscope.shift.corruptions.CORRUPTIONS); needs images held in memory")
+    eval_size: int | None = Field(None, ge=1, description="the shifted sets corrupt this many eval images (a seeded "
+                                                          "subset, the same for every set and model); null: all")
+    seed: int = Field(0, ge=0, description="seed of the corruptions' noise and of the eval subset")
+
+    @field_validator("corruptions")
+    @classmethod
+    def _known_corruptions(cls, v: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+        for name, severities in v.items():
+            if name not in CORRUPTIONS:
+                raise ValueError(f"unknown corruption {name!r}; known: {', '.join(CORRUPTIONS)}")
+            if not severities or any(s not in SEVERITIES for s in severities) or len(set(severities)) < len(severities):
+                raise ValueError(f"corruption {name}: severities must be distinct values of {list(SEVERITIES)}, "
+                                 f"got {list(severities)}")
         return v

@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from zooscope.config._errors import Strict, StudyError, format_errors
 from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesSettings, PredictSettings, ProbeSettings,
-                                      ReportSettings, SimilaritySettings)
+                                      ReportSettings, ShiftSettings, SimilaritySettings)
 from zooscope.config.zoo import ModelSpec
 
 __all__ = ["MODELS_DIGEST", "DatasetSpec", "Study", "dump_study", "load_study", "parse_study", "write_study"]
@@ -83,6 +83,7 @@ class Study(Strict):
     similarity: SimilaritySettings = SimilaritySettings()
     report: ReportSettings = ReportSettings()
     mistakes: MistakesSettings = MistakesSettings()
+    shift: ShiftSettings = ShiftSettings()
     threads: int = Field(1, ge=1, description="CPU threads per stage (torch's, and the BLAS and OpenMP pools'): a "
                                               "param of every stage whose numbers depend on it")
 

@@ -23,7 +23,8 @@ from zooscope.io import read_json
 from zooscope.summary import model_table
 from zooscope.vocab import group_rank
 
-__all__ = ["ReportData", "MistakesData", "load_report_data", "load_mistakes", "model_order", "heatmap_frame"]
+__all__ = ["ReportData", "MistakesData", "ShiftData", "load_report_data", "load_mistakes", "load_shift", "model_order",
+           "heatmap_frame"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,30 @@ def load_mistakes(folder: str | Path, metrics_path: str | Path) -> MistakesData:
 
 
 @dataclass(frozen=True)
+class ShiftData:
+    """The shift stage's outputs the report shows.
+
+    Attributes:
+        table, metrics_path, examples_path: the files, as given (what the section cites).
+        models: ``artifacts/shift.parquet`` (per model and set). metrics: ``metrics/shift.json``.
+        examples: uint8 [1 + sets, k, H, W(, 3)], the first eval images clean and under each set.
+    """
+
+    table: str
+    metrics_path: str
+    examples_path: str
+    models: pl.DataFrame
+    metrics: dict[str, Any]
+    examples: np.ndarray
+
+
+def load_shift(table: str | Path, metrics_path: str | Path, examples: str | Path) -> ShiftData:
+    """Read the shift stage's per-model table, metrics file and example images."""
+    return ShiftData(str(table), str(metrics_path), str(examples), pl.read_parquet(table), read_json(metrics_path),
+                     np.load(examples))
+
+
+@dataclass(frozen=True)
 class ReportData:
     """The loaded inputs of the report.
 
@@ -92,6 +117,7 @@ class ReportData:
         changes: the comparison with an earlier revision (:class:`zooscope.diff.StudyDiff`), if any.
         mistakes: the mistakes stage's outputs, when the report is built with them.
         mixes: ``artifacts/feature_mixes.parquet`` (probe accuracy per pair and share of features), when given.
+        shift: the shift stage's outputs, when the report is built with them.
         reliability: model -> its eval reliability bins (:func:`zooscope.models.calibration.reliability` of the
             temperature-scaled probabilities, ``predict.ece_bins`` bins).
     """
@@ -110,6 +136,7 @@ class ReportData:
     mistakes: MistakesData | None = None
     per_group: pl.DataFrame | None = None
     mixes: pl.DataFrame | None = None
+    shift: ShiftData | None = None
     reliability: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
@@ -133,11 +160,12 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
                      per_class: str | Path, predictions: str | Path, thumbnails: bool = True,
                      changes: Any = None, mistakes: str | Path | None = None,
                      mistakes_metrics: str | Path | None = None, per_group: str | Path | None = None,
-                     mixes: str | Path | None = None) -> ReportData:
+                     mixes: str | Path | None = None, shift: ShiftData | None = None) -> ReportData:
     """Read the report's inputs. With ``thumbnails``, the dataset is loaded for its images and class
     names (``zooscope.data.datasets``); otherwise class names are the label numbers. ``mistakes`` (the
     mistakes stage's folder) and ``mistakes_metrics`` (its metrics file) add the mistakes sections; ``per_group`` and
-    ``mixes`` (the similarity stage's feature mixes) add their figures."""
+    ``mixes`` (the similarity stage's feature mixes) add their figures; ``shift`` (:func:`load_shift`) the shift
+    section."""
     ids = list(study.models)
     preds = read_predictions(predictions, ids)
     classes: tuple[str, ...]
@@ -172,7 +200,7 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
                       per_class=pl.read_parquet(per_class), predictions=preds, classes=classes,
                       split_sizes=split_sizes, images=images, artifacts=artifacts, changes=changes,
                       mistakes=loaded, per_group=pl.read_parquet(per_group) if per_group is not None else None,
-                      mixes=pl.read_parquet(mixes) if mixes is not None else None, reliability=bins)
+                      mixes=pl.read_parquet(mixes) if mixes is not None else None, shift=shift, reliability=bins)
 
 
 @dataclass(frozen=True)

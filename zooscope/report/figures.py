@@ -18,7 +18,7 @@ from zooscope.report.page import Html, esc
 from zooscope.vocab import GROUPS, SUBSETS, group_rank
 
 __all__ = ["Scale", "svg", "category_intervals", "category_scatter", "greedy_curve", "heatmap", "class_heatmap",
-           "reliability_grid", "line_panels", "specialisation"]
+           "reliability_grid", "line_panels", "specialisation", "accuracy_on_the_line"]
 
 #: One colour per group of zooscope.vocab.GROUPS: the base model, then each methodology category.
 CATEGORY_COLORS = dict(zip(GROUPS, ("#444444", "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756"), strict=True))
@@ -300,3 +300,27 @@ def specialisation(classes: Sequence[str], acc_a: np.ndarray, acc_b: np.ndarray,
     ax.set_ylabel("per-class accuracy (%)")
     ax.legend(fontsize=7.5, frameon=False, ncols=3, loc="lower left", bbox_to_anchor=(0, 1.0))
     return svg(fig, label="per-class specialisation")
+
+
+def accuracy_on_the_line(clean: np.ndarray, shifted: np.ndarray, expected: np.ndarray, categories: Sequence[str], *,
+                         names: Sequence[str], xlabel: str, ylabel: str) -> Html:
+    """Shifted against clean accuracy [m] (in %), one point per model coloured by category and named, the zoo's line
+    (``expected`` [m]: the shifted accuracy the probit fit predicts for each clean accuracy) and the diagonal."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    x, y, e = (100 * np.asarray(v, np.float64) for v in (clean, shifted, expected))
+    for cat in dict.fromkeys(categories):
+        mask = np.array([c == cat for c in categories])
+        ax.scatter(x[mask], y[mask], s=26, color=CATEGORY_COLORS.get(cat, "#888888"), label=cat, edgecolor="white",
+                   linewidth=0.5, zorder=3)
+    order = np.argsort(x)
+    if np.isfinite(e).all():
+        ax.plot(x[order], e[order], color="#555555", lw=1.0, zorder=2, label="the zoo's line (probit fit)")
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    ax.plot([lo, hi], [lo, hi], color="#bbbbbb", lw=0.8, ls="--", zorder=1, label="no drop")
+    for i, name in enumerate(names):
+        ax.annotate(name, (x[i], y[i]), xytext=(4, 3), textcoords="offset points", fontsize=6.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7.5, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return svg(fig, label=f"{ylabel} against {xlabel}")

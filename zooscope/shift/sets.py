@@ -1,0 +1,55 @@
+"""The shifted eval sets a study declares (``shift`` in params.yaml), the eval subset they corrupt, and one set's
+images as a dataset every model's own preprocessing reads."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from zooscope.config import ShiftSettings
+from zooscope.data.datasets import Dataset
+from zooscope.shift.corruptions import corrupt
+
+__all__ = ["ShiftedSet", "shifted_sets", "shift_positions", "shifted_dataset"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ShiftedSet:
+    """One shifted eval set: ``corruption`` at ``severity``, named ``<corruption>-<severity>``."""
+
+    corruption: str
+    severity: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.corruption}-{self.severity}"
+
+
+def shifted_sets(settings: ShiftSettings) -> list[ShiftedSet]:
+    """Every (corruption, severity) the study declares, in its order."""
+    return [ShiftedSet(name, severity) for name, severities in settings.corruptions.items() for severity in severities]
+
+
+def shift_positions(dataset: Dataset, *, size: int | None, seed: int) -> np.ndarray:
+    """Positions (int64, sorted) of the eval samples the shifted sets corrupt: all of the eval split, or a subset of
+    ``size`` drawn with ``seed`` (the same for every set and model)."""
+    pos = dataset.split("eval")
+    if size is None or size >= len(pos):
+        return pos
+    rng = np.random.default_rng([seed, len(pos)])
+    return np.sort(pos[rng.choice(len(pos), size=size, replace=False)])
+
+
+def shifted_dataset(dataset: Dataset, positions: np.ndarray, shifted: ShiftedSet, *, seed: int) -> Dataset:
+    """The eval images at ``positions`` under ``shifted``'s corruption, as a dataset whose ``eval`` split is all of it
+    (its labels and sample ids are the originals'), ready for a model's own preprocessing."""
+    if dataset.images is None:
+        raise ValueError(f"shift.corruptions: {dataset.name} keeps its images in files, and corruptions apply to images "
+                         "held in memory (fashion-mnist, digits, torchvision sets, or an image folder with "
+                         "dataset.image_size); leave shift.corruptions empty for this dataset")
+    images = corrupt(np.asarray(dataset.images[positions]), name=shifted.corruption, severity=shifted.severity,
+                     seed=seed)
+    return Dataset(name=f"{dataset.name} ({shifted.name})", classes=dataset.classes,
+                   sample_ids=dataset.sample_ids[positions], labels=dataset.labels[positions],
+                   splits={"eval": np.arange(len(positions), dtype=np.int64)}, images=images)

@@ -1,0 +1,187 @@
+"""What the ``shift`` stage writes, in one call: the zoo on every shifted set against the same eval images clean.
+
+Per model and set: top-1, NLL and ECE (from the stored probabilities, clean ones from the predict stage); per model:
+the mean corruption error relative to the base and the effective robustness on each set and on their mean;
+per pair and set: error consistency (kappa) and the two-model ensemble's gain over its better member, so that a
+reader sees whether the errors stay as (in)consistent off the test set as on it; per methodology category and set,
+their means. Every number is a point estimate for these models on these images: the shifted sets are one
+draw of each corruption's noise, and no interval is drawn over them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from zooscope.artifacts import SHIFTED_SUMMARY, read_cards, read_predictions, shifted_file, unordered_pairs
+from zooscope.config import Study
+from zooscope.data.datasets import Dataset
+from zooscope.ensemble.agreement import all_pairs_agreement
+from zooscope.io import read_json
+from zooscope.models.calibration import ece
+from zooscope.shift.robustness import corruption_errors, effective_robustness
+from zooscope.shift.sets import shift_positions, shifted_dataset, shifted_sets
+from zooscope.vocab import CATEGORIES, pair_category
+
+__all__ = ["CLEAN", "MEAN", "ShiftTables", "shift_tables"]
+
+CLEAN = "clean"  # the eval images the sets corrupt, uncorrupted
+MEAN = "mean"  # the mean over the shifted sets
+
+
+@dataclass(frozen=True)
+class ShiftTables:
+    """The shift stage's outputs.
+
+    Attributes:
+        models: ``artifacts/shift.parquet``, one row per model and set (``clean`` first): top1, nll, ece,
+            effective robustness (null on ``clean``).
+        pairs: ``artifacts/shift_pairs.parquet``, one row per pair and set: category, kappa, gain.
+        metrics: ``metrics/shift.json``.
+        plots: plot name (shift_accuracy, shift_kappa) -> its data.
+        examples: uint8 [1 + sets, k, H, W(, 3)], the first k eval images clean and under each set.
+        samples: ``artifacts/shift_samples.parquet``, the eval samples the sets corrupt (sample_id, label), in the
+            order of every shifted set's rows.
+    """
+
+    models: pl.DataFrame
+    pairs: pl.DataFrame
+    metrics: dict[str, Any]
+    plots: dict[str, pl.DataFrame]
+    examples: np.ndarray
+    samples: pl.DataFrame
+
+
+def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    p = probs[np.arange(len(labels)), labels].astype(np.float64)
+    return float(-np.log(np.maximum(p, np.finfo(np.float64).tiny)).mean())
+
+
+def _pairs(probs: list[np.ndarray], labels: np.ndarray, ids: list[str], cards: dict[str, dict]) -> list[dict[str, Any]]:
+    """kappa and ensemble gain of every pair of ``ids`` on one set, from each model's probabilities [n, C]."""
+    correct = np.stack([p.argmax(1) == labels for p in probs])
+    kappa = all_pairs_agreement(correct)["kappa"]
+    acc = correct.mean(1)
+    index = {mid: i for i, mid in enumerate(ids)}
+    rows = []
+    for a, b in unordered_pairs(ids):
+        i, j = index[a], index[b]
+        ens = float(((probs[i] + probs[j]).argmax(1) == labels).mean())
+        rows.append({"model_a": a, "model_b": b, "category": pair_category(cards[a]["tags"], cards[b]["tags"]),
+                     "kappa": float(kappa[i, j]), "gain": ens - max(acc[i], acc[j])})
+    return rows
+
+
+def _category_means(pairs: pl.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
+    """category -> set -> mean kappa and gain over its pairs (categories in methodology order)."""
+    means = pairs.group_by("category", "set").agg(pl.col("kappa").mean(), pl.col("gain").mean(), pairs=pl.len())
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for category in (c for c in CATEGORIES if c in set(means["category"])):
+        rows = means.filter(pl.col("category") == category)
+        out[category] = {r["set"]: {"kappa": r["kappa"], "gain": r["gain"], "pairs": r["pairs"]}
+                         for r in rows.iter_rows(named=True)}
+    return out
+
+
+def _finding(categories: dict[str, dict[str, dict[str, float]]], n_sets: int) -> str:
+    if not categories or n_sets == 0:
+        return "No shifted sets were declared (shift.corruptions in params.yaml)."
+    parts = [f"{c} {v[CLEAN]['kappa']:.2f} -> {v[MEAN]['kappa']:.2f}" for c, v in categories.items()]
+    return (f"Off the test set (the mean over {n_sets} corrupted sets), error consistency (kappa) of the pairs of each "
+            f"category moves from clean to corrupted as: {', '.join(parts)}.")
+
+
+def shift_tables(study: Study, dataset: Dataset, *, models: str | Path, predictions: str | Path,
+                 shifted: str | Path, examples: int = 8) -> ShiftTables:
+    """The zoo on the study's shifted sets.
+
+    Args:
+        study: the study (models in order, ``base``, ``shift`` and ``predict`` settings).
+        dataset: its dataset (the eval subset's labels, and the example images).
+        models: folder of ``<id>/card.json``; predictions: the predict stage's folder (clean eval probabilities);
+        shifted: the shifted stage's folder (``<id>/<set>.npy``).
+        examples: how many eval images the examples show under each set.
+    """
+    ids, settings = list(study.models), study.shift
+    sets = shifted_sets(settings)
+    positions = shift_positions(dataset, size=settings.eval_size, seed=settings.seed)
+    labels = dataset.labels[positions]
+    clean = read_predictions(predictions, ids)
+    rows = np.searchsorted(clean.sample_ids, dataset.sample_ids[positions])
+    if not np.array_equal(clean.sample_ids[np.minimum(rows, len(clean.sample_ids) - 1)], dataset.sample_ids[positions]):
+        raise ValueError(f"{predictions}: the predictions do not cover the shifted sets' eval samples; re-run predict")
+    cards = read_cards(models, ids)
+    names = [CLEAN, *(s.name for s in sets)]
+    probs = {CLEAN: [np.asarray(np.load(p, mmap_mode="r")[rows]) for p in clean.probs]}
+    for s in sets:
+        probs[s.name] = [np.load(shifted_file(Path(shifted) / mid, s.name), mmap_mode="r") for mid in ids]
+    summaries = {mid: read_json(Path(shifted) / mid / SHIFTED_SUMMARY) for mid in ids}
+
+    acc = np.array([[float((p.argmax(1) == labels).mean()) for p in probs[name]] for name in names]).T  # [m, 1 + k]
+    model_rows = [{"model": mid, "set": name, "top1": acc[i, j], "nll": _nll(probs[name][i], labels),
+                   "ece": ece(probs[name][i], labels, bins=study.predict.ece_bins)}
+                  for j, name in enumerate(names) for i, mid in enumerate(ids)]
+    robust: dict[str, Any] = {}
+    if sets:
+        for j, name in enumerate(names[1:], start=1):
+            robust[name] = effective_robustness(acc[:, 0], acc[:, j], n=len(labels))
+        robust[MEAN] = effective_robustness(acc[:, 0], acc[:, 1:].mean(1), n=len(labels))
+    for row in model_rows:
+        fit = robust.get(row["set"])
+        row["effective_robustness"] = None if fit is None else _finite(fit["effective"][ids.index(row["model"])])
+    frame = pl.DataFrame(model_rows)
+
+    pair_rows = [{**row, "set": name} for name in names for row in _pairs(probs[name], labels, ids, cards)]
+    pairs = pl.DataFrame(pair_rows, schema={"model_a": pl.String, "model_b": pl.String, "category": pl.String,
+                                            "kappa": pl.Float64, "gain": pl.Float64, "set": pl.String})
+    if sets:
+        mean = pairs.filter(pl.col("set") != CLEAN).group_by("model_a", "model_b", "category", maintain_order=True).agg(
+            pl.col("kappa").mean(), pl.col("gain").mean()).with_columns(set=pl.lit(MEAN))
+        pairs_with_mean = pl.concat([pairs, mean.select(pairs.columns)])
+    else:
+        pairs_with_mean = pairs
+    categories = _category_means(pairs_with_mean)
+
+    errors = corruption_errors(1 - acc[:, 1:], 1 - acc[:, 0], corruptions=[s.corruption for s in sets],
+                               base=ids.index(study.base)) if sets else None
+    per_model = {}
+    for i, mid in enumerate(ids):
+        per_model[mid] = {
+            "clean_top1": acc[i, 0], "mean_top1": float(acc[i, 1:].mean()) if sets else None,
+            "mce": _finite(errors["mce"][i]) if errors else None,
+            "relative_mce": _finite(errors["relative_mce"][i]) if errors else None,
+            "ce": {str(c): _finite(v) for c, v in zip(errors["names"], errors["ce"][i])} if errors else {},
+            "effective_robustness": _finite(robust[MEAN]["effective"][i]) if sets else None,
+            "temperature": summaries[mid].get("temperature"),
+        }
+    metrics = {
+        "sets": [s.name for s in sets], "corruptions": {k: list(v) for k, v in settings.corruptions.items()},
+        "samples": int(len(labels)), "seed": settings.seed, "base": study.base, "models": per_model,
+        "lines": {name: {"slope": fit["slope"], "intercept": fit["intercept"]} for name, fit in robust.items()},
+        "categories": categories, "finding": _finding(categories, len(sets)),
+    }
+    line = robust.get(MEAN)
+    accuracy_plot = pl.DataFrame({
+        "model": ids, "clean_top1": acc[:, 0], "shifted_top1": acc[:, 1:].mean(1) if sets else acc[:, 0],
+        "line_top1": line["expected"] if line else np.full(len(ids), np.nan)})
+    kappa_plot = pl.DataFrame([{"group": f"{c}: {'clean' if name == CLEAN else 'corrupted'}", "category": c, "set": name,
+                                "kappa": by_set[name]["kappa"], "gain": by_set[name]["gain"]}
+                               for c, by_set in categories.items() for name in (CLEAN, MEAN) if name in by_set],
+                              schema={"group": pl.String, "category": pl.String, "set": pl.String, "kappa": pl.Float64,
+                                      "gain": pl.Float64})
+    first = positions[:examples]
+    shown = [np.asarray(dataset.images[first])] if dataset.images is not None else []
+    if shown:
+        shown += [shifted_dataset(dataset, positions, s, seed=settings.seed).images[:len(first)] for s in sets]
+    samples = pl.DataFrame({"sample_id": dataset.sample_ids[positions], "label": labels})
+    return ShiftTables(frame, pairs_with_mean, metrics, {"shift_accuracy": accuracy_plot, "shift_kappa": kappa_plot},
+                       np.stack(shown) if shown else np.zeros((0,), np.uint8), samples)
+
+
+def _finite(value: float) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
