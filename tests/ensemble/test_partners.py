@@ -132,8 +132,7 @@ def test_partner_choice_metrics_and_baselines():
     confidence = rng.uniform(0.5, 1.0, n_models)
     table = {f: x[:, j] for j, f in enumerate(FEATURES) if f in ("disagreement", "cka_debiased", "mutual_knn")}
     models = [f"m{i}" for i in range(n_models)]
-    got = partner_choice(models, pairs, table | {"gain": gain}, top=top, confidence=confidence,
-                         categories=["reinit"] * len(pairs))
+    got = partner_choice(models, pairs, table | {"gain": gain}, top=top, confidence=confidence)
     # the features as columns: computed here from the sets and confidences
     for p, (a, b) in enumerate(pairs):
         shared = np.mean([len(set(top[a, i]) & set(top[b, i])) / 5 for i in range(40)])
@@ -157,8 +156,7 @@ def test_partner_choice_metrics_and_baselines():
         assert metrics["models"][models[m]]["spearman"] == pytest.approx(rho[-1], abs=1e-12)
     assert metrics["summary"]["spearman_mean"] == pytest.approx(np.mean(rho))
     assert metrics["summary"]["hit_rate"] == np.mean([metrics["models"][m]["hit"] for m in models])
-    assert metrics["summary"]["spearman_pooled"] == pytest.approx(_spearman(got.plot["predicted_gain"], got.plot["gain"]))
-    assert len(got.plot) == 2 * len(pairs)
+    assert metrics["summary"]["spearman_pooled"] == pytest.approx(_spearman(held.ravel(), np.repeat(gain, 2)))
     # a single-feature baseline ranks by the feature in its declared direction, missing values at the feature's mean
     j = FEATURES.index("cka_debiased")
     filled = np.where(np.isnan(x[:, j]), np.nanmean(x[:, j]), x[:, j])
@@ -172,3 +170,17 @@ def test_partner_choice_metrics_and_baselines():
 def test_a_zoo_of_two_has_no_held_out_fit():
     held = held_out_predictions(np.ones((1, 2)), np.array([0.01]), np.array([[0, 1]]), n_models=2)
     assert np.isnan(held).all()
+
+
+def test_ordered_partners_gives_each_model_its_own_held_out_prediction():
+    import polars as pl
+
+    from zooscope.ensemble.partners import ordered_partners
+
+    pairs = pl.DataFrame({"model_a": ["x", "x", "y"], "model_b": ["y", "z", "z"], "category": ["reinit", "dataset", "framework"],
+                          "gain": [0.01, 0.02, 0.03], "predicted_gain_a": [0.1, 0.2, 0.3], "predicted_gain_b": [0.4, 0.5, 0.6]}
+                         | {f: [0.7, 0.8, 0.9] for f in FEATURES})
+    z = ordered_partners(pairs, "z")  # z is model_b of both its pairs: its ranking is predicted_gain_b
+    assert z.rows() == [("z", "y", "framework", 0.6, 0.03, *[0.9] * 6), ("z", "x", "dataset", 0.5, 0.02, *[0.8] * 6)]
+    assert ordered_partners(pairs, "x")["partner"].to_list() == ["z", "y"]
+    assert len(ordered_partners(pairs)) == 6

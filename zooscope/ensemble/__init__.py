@@ -17,6 +17,6 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
                    "study_metrics", "format_categories", "CATEGORY_METRIC_KEYS", "category_metrics", "headline"),
     "pairs": ("PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table", "calibration_columns", "group_table"),
     "partners": ("topk_overlap", "confidence_features", "fit_ridge", "held_out_predictions", "ranking_quality",
-                 "partner_choice"),
+                 "partner_choice", "ordered_partners"),
     "tables": ("EnsembleTables", "ensemble_tables"),
 })

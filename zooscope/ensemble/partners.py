@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 __all__ = ["FEATURES", "DIRECTION", "RIDGE_ALPHA", "TOP_K", "topk_overlap", "confidence_features", "RidgeFit",
-           "fit_ridge", "held_out_predictions", "ranking_quality", "spearman", "PartnerChoice", "partner_choice"]
+           "fit_ridge", "held_out_predictions", "ranking_quality", "spearman", "PartnerChoice", "partner_choice",
+           "ordered_partners"]
 
 #: The label-free features of a pair, in the order of the feature matrix's columns.
 FEATURES = ("disagreement", "top5_overlap", "cka_debiased", "mutual_knn", "confidence_gap", "confidence_min")
@@ -224,12 +225,10 @@ class PartnerChoice:
             ``confidence_min`` and ``predicted_gain_a`` / ``predicted_gain_b`` (the pair's predicted gain from the fit
             without model_a's / model_b's pairs: how model_a / model_b ranks this partner).
         metrics: ``metrics/study.json``'s ``partners``.
-        plot: one row per (model, partner): the held-out predicted gain against the measured one.
     """
 
     columns: dict[str, np.ndarray]
     metrics: dict[str, Any]
-    plot: Any
 
 
 def _json(value: float) -> float | None:
@@ -247,18 +246,15 @@ def _summary(quality: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def partner_choice(models: list[str], pairs: np.ndarray, table: dict[str, np.ndarray], *, top: np.ndarray,
-                   confidence: np.ndarray, categories: list[str]) -> PartnerChoice:
+                   confidence: np.ndarray) -> PartnerChoice:
     """Label-free features of every pair, the leave-one-model-out evaluation and the fit on all pairs.
 
     Args:
         models: the zoo's ids (index order); pairs: int [P, 2] indices into ``models``.
         table: the pair table's ``disagreement``, ``cka_debiased``, ``mutual_knn`` and ``gain`` (eval), float [P] each
-            (nan or None: missing).
+            (nan: missing).
         top: int [n_models, n_samples, 5] eval top-5 classes; confidence: float [n_models] eval mean max-probability.
-        categories: [P] each pair's methodology category (for the plot).
     """
-    import polars as pl
-
     n = len(models)
     pairs = _check_pairs(pairs, n)
     columns = {"top5_overlap": topk_overlap(top, pairs), **confidence_features(confidence, pairs)}
@@ -267,12 +263,10 @@ def partner_choice(models: list[str], pairs: np.ndarray, table: dict[str, np.nda
     held = held_out_predictions(x, gain, pairs, n_models=n)
     columns |= {"predicted_gain_a": held[:, 0], "predicted_gain_b": held[:, 1]}
     quality = ranking_quality(held, gain, pairs, n_models=n)
-    ordered = pl.DataFrame({"model": [models[m] for m in pairs.T.ravel()], "partner": [models[m] for m in pairs[:, ::-1].T.ravel()],
-                            "category": categories * 2, "predicted_gain": held.T.ravel(), "gain": np.tile(gain, 2)})
     fit = fit_ridge(x, gain)
     features = dict(enumerate(FEATURES))
-    per_model = {models[m]: {"spearman": _json(q["spearman"]), "hit": q["hit"],
-                             "chance": q["chance"], "best_rank": q["best_rank"], "best": [models[b] for b in q["best"]],
+    per_model = {models[m]: {"spearman": _json(q["spearman"]), "hit": q["hit"], "chance": q["chance"],
+                             "best_rank": q["best_rank"], "best": [models[b] for b in q["best"]],
                              "predicted_order": [models[b] for b in q["order"]]} for m, q in enumerate(quality)}
     baselines = {f: _summary(ranking_quality(DIRECTION[f] * np.nan_to_num(x[:, j], nan=np.nanmean(x[:, j])), gain, pairs,
                                              n_models=n)) for j, f in features.items() if np.isfinite(x[:, j]).any()}
@@ -282,8 +276,24 @@ def partner_choice(models: list[str], pairs: np.ndarray, table: dict[str, np.nda
         "fit_all_pairs": {"intercept": fit.intercept, **{key: {f: float(v[j]) for j, f in features.items()}
                                                          for key, v in (("coef", fit.coef), ("mean", fit.mean),
                                                                         ("scale", fit.scale))}},
-        "summary": {"models": n, **_summary(quality),
-                    "spearman_pooled": _json(spearman(ordered["predicted_gain"].to_numpy(), ordered["gain"].to_numpy()))},
+        "summary": {"models": n, **_summary(quality), "spearman_pooled": _json(spearman(held.T.ravel(), np.tile(gain, 2)))},
         "baselines": baselines, "models": per_model,
     }
-    return PartnerChoice(columns, metrics, ordered)
+    return PartnerChoice(columns, metrics)
+
+
+def ordered_partners(pairs: Any, model: str | None = None) -> Any:
+    """The pair table (a polars frame with ``model_a``, ``model_b``, ``category``, ``gain``, ``predicted_gain_a``,
+    ``predicted_gain_b`` and the :data:`FEATURES`) as one row per (model, partner): ``model, partner, category,
+    predicted_gain`` (from the fit without the model's pairs), ``gain`` (measured, eval) and the pair's features;
+    only ``model``'s rows when given, best predicted first."""
+    import polars as pl
+
+    sides = [pairs.select(pl.col(f"model_{me}").alias("model"), pl.col(f"model_{other}").alias("partner"), "category",
+                          pl.col(f"predicted_gain_{me}").alias("predicted_gain"), "gain", *FEATURES)
+             for me, other in (("a", "b"), ("b", "a"))]
+    both = pl.concat(sides)
+    if model is None:
+        return both
+    return both.filter(pl.col("model") == model).sort(["predicted_gain", "partner"], descending=[True, False],
+                                                      nulls_last=True)
