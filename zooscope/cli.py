@@ -169,7 +169,8 @@ def _partners(args: argparse.Namespace) -> int:
                          "(dvc repro ensemble)")
     if model not in results["models"]:
         raise ValueError(f"{args.study_metrics}: no partner evaluation of {model!r}; re-run the ensemble stage")
-    rows = ordered_partners(pairs, model)
+    order = {partner: rank for rank, partner in enumerate(results["models"][model]["predicted_order"])}
+    rows = ordered_partners(pairs, model).sort(pl.col("partner").replace_strict(order, default=len(order)))
     print(f"{model}'s partners ranked by the ensemble gain predicted from label-free features (disagreement, top-5 "
           "overlap, CKA, mutual k-NN, confidences) by a ridge fit on the pairs without " + model + ":")
     print(f"{'rank':>4}  {'partner':<20} {'category':<16} {'predicted':>9} {'measured':>9}  {'disagree':>8} "

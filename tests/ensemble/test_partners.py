@@ -181,6 +181,6 @@ def test_ordered_partners_gives_each_model_its_own_held_out_prediction():
                           "gain": [0.01, 0.02, 0.03], "predicted_gain_a": [0.1, 0.2, 0.3], "predicted_gain_b": [0.4, 0.5, 0.6]}
                          | {f: [0.7, 0.8, 0.9] for f in FEATURES})
     z = ordered_partners(pairs, "z")  # z is model_b of both its pairs: its ranking is predicted_gain_b
-    assert z.rows() == [("z", "y", "framework", 0.6, 0.03, *[0.9] * 6), ("z", "x", "dataset", 0.5, 0.02, *[0.8] * 6)]
-    assert ordered_partners(pairs, "x")["partner"].to_list() == ["z", "y"]
+    assert z.rows() == [("z", "x", "dataset", 0.5, 0.02, *[0.8] * 6), ("z", "y", "framework", 0.6, 0.03, *[0.9] * 6)]
+    assert ordered_partners(pairs, "y")["predicted_gain"].to_list() == [0.3, 0.4]
     assert len(ordered_partners(pairs)) == 6
