@@ -43,8 +43,10 @@ def partners_section(data: ReportData) -> list[Section]:
               f"Spearman of {_rho(summary['spearman_mean'])} with the measured gains ({summary['spearman_models']} "
               f"models where it is defined) and puts the best measured partner in its top {k} for "
               f"{_share(summary['hit_rate'])} of the models, against {_share(summary['chance'])} by chance. The best "
-              f"single feature, {_FEATURE_NAMES[best_feature]}, gives {_rho(best['spearman_mean'])} and "
-              f"{_share(best['hit_rate'])}.")
+              f"single feature, {_FEATURE_NAMES[best_feature]}, has a mean Spearman of {_rho(best['spearman_mean'])} "
+              f"and a hit rate of {_share(best['hit_rate'])}: on this zoo the fitted prediction orders partners "
+              f"{'better than' if (summary['spearman_mean'] or -2) > (best['spearman_mean'] or -2) else 'no better than'} "
+              "that feature alone.")
     note = (f"These numbers speak for these {n} models on these eval images: {n} held-out rankings of "
             f"{n - 1} partners each, whose fits share most of their pairs, so they are not independent"
             + (f"; with {n - 1} partners a top {k} holds every partner (chance 100%)." if n - 1 <= k else ".")
@@ -56,7 +58,7 @@ def partners_section(data: ReportData) -> list[Section]:
     columns = [Column("model", "model"), Column("predicted", "predicted best partner"),
                Column("best", "best measured partner"),
                Column("rank", "its predicted rank", str, True), Column("spearman", "Spearman", _rho, True),
-               Column("hit", f"in the top {k}")]
+               Column("hit", f"in the predicted top {k}")]
     compare = [{"ranking": "predicted gain (each model left out)", **summary}] + [
         {"ranking": f"{_FEATURE_NAMES[f]} alone ({'larger' if results['directions'][f] > 0 else 'smaller'} first)", **b}
         for f, b in baselines]
@@ -64,12 +66,13 @@ def partners_section(data: ReportData) -> list[Section]:
                        Column("spearman_mean", "mean Spearman", _rho, True),
                        Column("hit_rate", f"best partner in the top {k}", _share, True),
                        Column("chance", "by chance", _share, True)]
-    body = join([tag("p", answer), tag("div", tag("figure", scatter, tag(
+    body = join([tag("p", answer), tag("figure", scatter, tag(
         "figcaption", f"One point per model and partner: the pair's gain as predicted for that model by the ridge fit "
                       f"on the pairs without it, against the gain its ensemble measured (pooled Spearman "
                       f"{_rho(summary['spearman_pooled'])}).")),
-        tag("div", table(compare, compare_columns), table(per_model, columns, sortable=True), class_="scroll"),
-        class_="figs"), tag("p", note, class_="note")])
+        tag("div", table(compare, compare_columns), class_="scroll"),
+        tag("div", table(per_model, columns, sortable=True), class_="scroll"),
+        tag("p", note, class_="note")])
     return [Section("partners", "Choosing a partner without labels", data.source("pairs", "study_metrics"), body,
                     "The ensemble gain of a pair predicted from quantities that need no labels, judged by leaving "
                     "each model out.")]
