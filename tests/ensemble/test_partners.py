@@ -167,6 +167,21 @@ def test_partner_choice_metrics_and_baselines():
     assert metrics["baselines"]["cka_debiased"]["spearman_mean"] == pytest.approx(np.mean(baseline))
 
 
+def test_spearman_equals_scipys_with_ties_and_is_undefined_for_a_constant():
+    from scipy.stats import spearmanr
+
+    from zooscope.ensemble.partners import spearman
+
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        n = int(rng.integers(2, 10))
+        x, y = rng.integers(0, 3, n).astype(float), rng.integers(0, 4, n).astype(float)
+        if np.ptp(x) > 0 and np.ptp(y) > 0:
+            assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+    assert math.isnan(spearman(np.ones(4), np.arange(4.0))) and math.isnan(spearman(np.ones(1), np.ones(1)))
+    assert math.isnan(spearman(np.array([0.0, np.nan, 1.0]), np.arange(3.0)))
+
+
 def test_a_zoo_of_two_has_no_held_out_fit():
     held = held_out_predictions(np.ones((1, 2)), np.array([0.01]), np.array([[0, 1]]), n_models=2)
     assert np.isnan(held).all()

@@ -161,15 +161,26 @@ def held_out_predictions(features: np.ndarray, gain: np.ndarray, pairs: np.ndarr
     return out
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho of two float [n] arrays (ties at their mean rank; nan when either is constant or n < 2)."""
-    from scipy.stats import spearmanr
+def _mean_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of float [n] ``values``, tied values at their mean rank."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # where each run of equal values starts
+    ends = np.r_[first[1:], len(values)]
+    ranks = np.empty(len(values))
+    ranks[order] = np.repeat((first + ends + 1) / 2, ends - first)
+    return ranks
 
-    if len(x) < 2:
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho of two float [n] arrays: the Pearson correlation of their ranks, ties at their mean rank; nan
+    when either is constant or not finite, or n < 2. (In numpy: importing SciPy would add a second to the stage.)"""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         return math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a constant input: rho is undefined, nan says so
-        return float(spearmanr(x, y).statistic)
+    rx, ry = _mean_ranks(x) - (len(x) + 1) / 2, _mean_ranks(y) - (len(y) + 1) / 2
+    den = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(rx @ ry) / den if den > 0 else math.nan
 
 
 def _hit_chance(partners: int, best: int, k: int) -> float:
