@@ -39,10 +39,12 @@ def work(args) -> None:
     print(got.categories)
     for sentence in got.metrics["headline"]:
         print(sentence)
-    partners = got.metrics["partners"]["summary"]
-    rho = "undefined" if partners["spearman_mean"] is None else f"{partners['spearman_mean']:+.2f}"
-    print(f"partners without labels, each model left out: mean Spearman {rho} over {partners['spearman_models']} models, "
-          f"best partner in the predicted top 3 for {partners['hit_rate']:.0%} (chance {partners['chance']:.0%})")
+    partners = got.metrics["partners"]
+    summary = partners["summary"]
+    rho = "undefined" if summary["spearman_mean"] is None else f"{summary['spearman_mean']:+.2f}"
+    print(f"partners without labels, each model left out: mean Spearman {rho} over {summary['spearman_models']} models, "
+          f"best partner in the predicted top {partners['top_k']} for {summary['hit_rate']:.0%} "
+          f"(chance {summary['chance']:.0%})")
     print(got.metrics["finding"])
 
 
