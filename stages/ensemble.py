@@ -4,7 +4,7 @@ and the finding. Writes ``--pairs`` (parquet, one row per pair, with the similar
 better member), ``--per-group`` (parquet, the same per group of ``ensemble.class_groups``), ``--study`` (JSON, the
 results in full: per-category tables over all, accuracy-matched and strong pairs with bootstrap intervals, best partners,
 the greedy ensemble, the findings), ``--category-metrics`` (the DVC metrics: ``<category>.json`` per methodology
-category, flat: pairs, kappa and gain with both intervals) and the data of three DVC plots.
+category, flat: pairs, kappa and gain with both intervals) and the data of four DVC plots.
 Per-pair results are kept in ``--cache`` between runs, so only pairs whose predictions changed are
 computed. The finding is the last line printed."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from zooscope.stagecli import load, parser, run
 
-PLOTS = ("kappa_by_category", "gain_vs_kappa", "greedy_curve")
+PLOTS = ("kappa_by_category", "gain_vs_kappa", "greedy_curve", "partner_gain")
 
 
 def work(args) -> None:
@@ -39,6 +39,12 @@ def work(args) -> None:
     print(got.categories)
     for sentence in got.metrics["headline"]:
         print(sentence)
+    partners = got.metrics["partners"]
+    summary = partners["summary"]
+    rho = "undefined" if summary["spearman_mean"] is None else f"{summary['spearman_mean']:+.2f}"
+    print(f"partners without labels, each model left out: mean Spearman {rho} over {summary['spearman_models']} models, "
+          f"best partner in the predicted top {partners['top_k']} for {summary['hit_rate']:.0%} "
+          f"(chance {summary['chance']:.0%})")
     print(got.metrics["finding"])
 
 

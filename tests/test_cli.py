@@ -1,5 +1,5 @@
-"""The zooscope command line: help that explains itself, validation, the per-model table, explaining a sample and
-listing the valid sample ids."""
+"""The zooscope command line: help that explains itself, validation, the per-model table, explaining a sample,
+listing the valid sample ids and ranking a model's partners without labels."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_every_help_text_renders(capsys):
     from zooscope.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    assert set(sub.choices) == {"validate", "table", "diff", "explain", "samples"}
+    assert set(sub.choices) == {"validate", "table", "diff", "explain", "samples", "partners"}
     for command in ([], *([c] for c in sub.choices)):
         with pytest.raises(SystemExit):
             build_parser().parse_args([*command, "--help"])
@@ -182,3 +182,56 @@ def test_samples_lists_each_split_and_filters(explained, digits, capsys):
     assert "train        no predictions" in out
     assert main(["samples", *options, "--split", "eval", "--class", "nosuch"]) == 2
     assert "--class 'nosuch': no such class; classes (index name): 0 0, 1 1" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- partners
+
+
+@pytest.fixture
+def partner_files(tmp_path, tiny_study_dict):
+    """The tiny study's ids with a pair table and study results as the ensemble stage writes them (made up numbers):
+    mlp's held-out predictions rank randfeat, cnn_b, cnn_a; the measured gains put cnn_b first."""
+    from zooscope.ensemble.partners import FEATURES
+
+    params = write_study(tmp_path / "params.yaml", tiny_study_dict)
+    pairs = pl.DataFrame({
+        "model_a": ["cnn_a", "cnn_a", "cnn_a", "cnn_b", "cnn_b", "mlp"],
+        "model_b": ["cnn_b", "mlp", "randfeat", "mlp", "randfeat", "randfeat"],
+        "category": ["reinit", "architecture", "framework", "architecture", "framework", "framework"],
+        "gain": [0.001, 0.004, -0.02, 0.012, -0.03, -0.01],
+        "predicted_gain_a": [0.0, 0.003, -0.01, 0.005, -0.02, 0.009],
+        "predicted_gain_b": [0.001, 0.002, -0.01, 0.004, -0.02, 0.0],
+    } | {f: [0.1, 0.2, 0.3, 0.4, 0.5, None] for f in FEATURES})
+    pairs.write_parquet(tmp_path / "pairs.parquet")
+    models = {m: {"spearman": 0.5, "hit": True, "chance": 1.0, "best_rank": 1, "best": ["x"], "predicted_order": []}
+              for m in tiny_study_dict["models"]}
+    models["mlp"] = {"spearman": -0.5, "hit": True, "chance": 1.0, "best_rank": 2, "best": ["cnn_b"],
+                     "predicted_order": ["randfeat", "cnn_b", "cnn_a"]}
+    study = {"partners": {"top_k": 3, "models": models, "summary": {"models": 4, "spearman_mean": 0.25, "spearman_models": 4,
+                                                                    "hit_rate": 1.0, "chance": 1.0}}}
+    (tmp_path / "study.json").write_text(json.dumps(study))
+    return ["--params", str(params), "--pairs", str(tmp_path / "pairs.parquet"), "--study-metrics",
+            str(tmp_path / "study.json")]
+
+
+def test_partners_ranks_by_the_held_out_prediction_and_says_how_it_did(partner_files, capsys):
+    assert main(["partners", "mlp", *partner_files]) == 0
+    out = capsys.readouterr().out
+    ranked = [line.split()[:5] for line in out.splitlines() if line.strip()[:1].isdigit()]
+    # mlp is model_b of its pairs with cnn_a and cnn_b (their predicted_gain_b) and model_a of its pair with randfeat
+    assert ranked == [["1", "randfeat", "framework", "+0.90", "-1.00"], ["2", "cnn_b", "architecture", "+0.40", "+1.20"],
+                      ["3", "cnn_a", "architecture", "+0.20", "+0.40"]]
+    assert out.splitlines()[-1] == (
+        "On this zoo: Spearman -0.50 between this ranking and the measured gains; the best measured partner (cnn_b) is "
+        "ranked 2, in the top 3 (chance 100%). Every model left out in turn: mean Spearman +0.25 over 4 models, best "
+        "partner in the top 3 for 100% of 4 (chance 100%).")
+    assert "     -" in out  # the missing features of mlp + randfeat
+
+
+def test_partners_names_an_unknown_model_and_missing_artifacts(partner_files, tmp_path, capsys):
+    assert main(["partners", "nosuch", *partner_files]) == 2
+    assert capsys.readouterr().err.startswith("zooscope: error: no model 'nosuch' in ")
+    (tmp_path / "pairs.parquet").unlink()
+    assert main(["partners", "mlp", *partner_files]) == 2
+    err = capsys.readouterr().err
+    assert "pairs.parquet: not found; run the ensemble stage (dvc repro ensemble) first" in err and len(err.splitlines()) == 1

@@ -44,12 +44,12 @@ from zooscope.data.datasets import SPLITS
 from zooscope.io import read_json
 
 __all__ = [
-    "PARAMS", "EMBEDDINGS", "MODEL_METRICS", "STUDY_METRICS", "CATEGORY_METRICS", "REPORT", "DIFF_REPORT",
+    "PARAMS", "EMBEDDINGS", "MODEL_METRICS", "PAIRS", "STUDY_METRICS", "CATEGORY_METRICS", "REPORT", "DIFF_REPORT",
     "PREDICTIONS_DIR", "WEIGHTS", "CARD", "PROBE_SUMMARY", "PROBE_WEIGHTS", "PREDICTIONS", "PROBS", "CALIBRATION_PREDICTIONS",
     "CALIBRATION_PROBS", "prediction_files", "MISTAKES_TABLES", "ATTACK_TABLES", "ADVERSARIAL_IMAGES",
     "embedding_file", "logits_file", "model_metrics_file", "mistakes_file",
     "link_input", "link_inputs", "read_card", "read_cards", "load_embeddings", "read_probe_summary", "read_model_metrics", "read_mistakes",
-    "Predictions", "read_predictions", "unordered_pairs", "pair_matrix",
+    "Predictions", "read_predictions", "read_top5", "unordered_pairs", "pair_matrix",
     "SHIFTED_SUMMARY", "shifted_file",
 ]
 
@@ -59,6 +59,7 @@ PARAMS = "params.yaml"
 EMBEDDINGS = "artifacts/embeddings"
 PREDICTIONS_DIR = "artifacts/predictions"
 MODEL_METRICS = "metrics/models"
+PAIRS = "artifacts/pairs.parquet"  # the ensemble stage's per-pair table
 STUDY_METRICS = "metrics/study.json"  # the ensemble stage's results in full (git-tracked, not a DVC metric)
 CATEGORY_METRICS = "metrics/categories"  # the ensemble stage's DVC metrics: <category>.json, flat
 REPORT = "reports/index.html"
@@ -269,6 +270,16 @@ def read_predictions(predictions_dir: str | Path, ids: Sequence[str], *, split: 
         pred=np.stack([frames[mid]["pred"].to_numpy() for mid in ids]).astype(np.int64),
         probs=tuple(files[mid][1] for mid in ids),
     )
+
+
+def read_top5(predictions_dir: str | Path, ids: Sequence[str]) -> np.ndarray:
+    """Each model's eval top-5 classes (``eval.parquet``'s ``top5``, best first): int32 [n_models, n, k], k = 5 or
+    the number of classes when fewer. Check the alignment with :func:`read_predictions` first."""
+    tops = []
+    for mid in ids:
+        column = pl.read_parquet(prediction_files(Path(predictions_dir) / mid)[0], columns=["top5"])["top5"]
+        tops.append(column.list.to_array(column.list.len().max()).to_numpy().astype(np.int32))
+    return np.stack(tops)
 
 
 def unordered_pairs(ids: Sequence[str]) -> list[tuple[str, str]]:

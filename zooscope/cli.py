@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from zooscope import __version__
-from zooscope.artifacts import DIFF_REPORT, EMBEDDINGS, MODEL_METRICS, PARAMS, PREDICTIONS_DIR, STUDY_METRICS
+from zooscope.artifacts import DIFF_REPORT, EMBEDDINGS, MODEL_METRICS, PAIRS, PARAMS, PREDICTIONS_DIR, STUDY_METRICS
 from zooscope.data.datasets import SPLITS
 
 #: Where ``zooscope explain`` writes its page unless --out says otherwise.
@@ -26,6 +26,7 @@ typical session:
   zooscope samples           the valid sample ids of each split (eval ids start at 60000 on Fashion-MNIST)
   zooscope explain cnn_base 60000   cnn_base's prediction for eval sample 60000 and its nearest training
                                     samples, also as a page with the images (reports/explain/cnn_base-60000.html)
+  zooscope partners cnn_base  cnn_base's partners ranked by the ensemble gain predicted without labels
   dvc metrics show           the same numbers as DVC metrics (metrics/models/<id>.json)
   zooscope diff HEAD~1 HEAD  what changed between two commits (also written to reports/diff.html)
 
@@ -149,6 +150,54 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partners(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import polars as pl
+
+    from zooscope.config import load_study
+    from zooscope.ensemble.partners import ordered_partners
+    from zooscope.io import read_json
+
+    study = load_study(args.params)
+    model = _model(study, args.model, args.params)
+    if not Path(args.pairs).exists():
+        raise FileNotFoundError(f"{args.pairs}: not found; run the ensemble stage (dvc repro ensemble) first")
+    pairs, results = pl.read_parquet(args.pairs), read_json(args.study_metrics).get("partners")
+    if results is None or "predicted_gain_a" not in pairs.columns:
+        raise ValueError(f"{args.pairs} and {args.study_metrics} hold no partner evaluation; re-run the ensemble stage "
+                         "(dvc repro ensemble)")
+    if model not in results["models"]:
+        raise ValueError(f"{args.study_metrics}: no partner evaluation of {model!r}; re-run the ensemble stage")
+    order = {partner: rank for rank, partner in enumerate(results["models"][model]["predicted_order"])}
+    rows = ordered_partners(pairs, model).sort(pl.col("partner").replace_strict(order, default=len(order)))
+    print(f"{model}'s partners ranked by the ensemble gain predicted from label-free features (disagreement, top-5 "
+          "overlap, CKA, mutual k-NN, confidences) by a ridge fit on the pairs without " + model + ":")
+    print(f"{'rank':>4}  {'partner':<20} {'category':<16} {'predicted':>9} {'measured':>9}  {'disagree':>8} "
+          f"{'top-5 ov':>8} {'CKA':>6} {'k-NN':>6}")
+    for rank, r in enumerate(rows.iter_rows(named=True), 1):
+        cells = [f"{v:>{w}.3f}" if v is not None and v == v else f"{'-':>{w}}"
+                 for v, w in ((r["disagreement"], 8), (r["top5_overlap"], 8), (r["cka_debiased"], 6), (r["mutual_knn"], 6))]
+        print(f"{rank:>4}  {r['partner']:<20} {r['category']:<16} {100 * r['predicted_gain']:>+9.2f} "
+              f"{100 * r['gain']:>+9.2f}  " + " ".join(cells))
+    print("(gains in points of eval accuracy over the better member; measured = the pair ensemble's, with labels)")
+    print(_partners_verdict(model, results))
+    return 0
+
+
+def _partners_verdict(model: str, results: dict) -> str:
+    """One line: how the held-out ranking of ``model``'s partners did on this zoo, and the zoo-wide figures."""
+    mine, zoo = results["models"][model], results["summary"]
+    k = results["top_k"]
+    rho = "undefined (a constant ranking or gain)" if mine["spearman"] is None else f"{mine['spearman']:+.2f}"
+    where = f"in the top {k}" if mine["hit"] else f"not in the top {k}"
+    mean = "undefined" if zoo["spearman_mean"] is None else f"{zoo['spearman_mean']:+.2f}"
+    return (f"On this zoo: Spearman {rho} between this ranking and the measured gains; the best measured partner "
+            f"({', '.join(mine['best'])}) is ranked {mine['best_rank']}, {where} (chance {mine['chance']:.0%}). "
+            f"Every model left out in turn: mean Spearman {mean} over {zoo['spearman_models']} models, best partner in "
+            f"the top {k} for {zoo['hit_rate']:.0%} of {zoo['models']} (chance {zoo['chance']:.0%}).")
+
+
 def _class_index(classes: Sequence[str], name: str) -> int:
     """A class given by name (any case) or index."""
     folded = [c.casefold() for c in classes]
@@ -251,6 +300,20 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--predictions", default=PREDICTIONS_DIR, help="predictions folder, for --wrong "
                                                                    "(default: %(default)s)")
     sm.set_defaults(func=_samples)
+    pa = sub.add_parser("partners", help="a model's partners ranked by the ensemble gain predicted without labels, and "
+                                         "how well that ranking did on this zoo",
+                        description="Rank a model's partners by the ensemble gain predicted from label-free features "
+                                    "(top-1 disagreement, top-5 overlap, debiased CKA, mutual k-NN, the confidences) "
+                                    "by a ridge regression fitted on the zoo's pairs without that model, so its own "
+                                    "labels never enter; then say how well the ranking matched the measured gains "
+                                    "(Spearman, whether the best measured partner is in the top 3) for this model and "
+                                    "for every model left out in turn. Reads what the ensemble stage wrote.")
+    pa.add_argument("model", help="model id (a key of 'models' in the study file)")
+    pa.add_argument("--params", default=PARAMS, help="study file (default: %(default)s)")
+    pa.add_argument("--pairs", default=PAIRS, help="the per-pair table (default: %(default)s)")
+    pa.add_argument("--study-metrics", default=STUDY_METRICS, help="the study's results, with the partner evaluation "
+                                                                  "(default: %(default)s)")
+    pa.set_defaults(func=_partners)
     return p
 
 

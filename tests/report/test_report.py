@@ -36,7 +36,8 @@ _FIGURES = {"categories": 2,  # kappa and gain by category; accuracy against kap
             "calibration": 1, "ensembles": 2,  # gain against kappa; the greedy curve
             "error-consistency": 1, "similarity": 3,  # CKA and mutual k-NN heatmaps; CKA against kappa
             "overlap": 2,  # concatenated probes; feature mixes
-            "specialisation": 1, "complementary": 1, "robustness": 1,
+            "specialisation": 1, "complementary": 1, "partners": 1,  # predicted against measured gain
+            "robustness": 1,
             "adversarial-transfer": 2,  # transfer heatmap; transfer against kappa
             "shift": 2}  # accuracy on the corrupted sets against clean; every model on every set
 
@@ -160,6 +161,12 @@ def test_report_renders_offline_with_every_figure_and_image(studied, tmp_path):
         assert f"<th>{head}</th>" in dom
     assert "MMD ratio to cnn_a" in dom and "pair category" in dom
     assert "Here k = 2, automatic for 10 classes" in dom
+    # choosing a partner without labels: the answer in a sentence, with the held-out evaluation of metrics/study.json
+    partners = json.loads((repo / "metrics/study.json").read_text())["partners"]["summary"]
+    assert "Which partner should I add before I have labels?" in sections["partners"]
+    assert (f"puts the best measured partner in its top 3 for {100 * partners['hit_rate']:.0f}% of the models, against "
+            f"{100 * partners['chance']:.0f}% by chance") in sections["partners"]
+    assert "with 3 partners a top 3 holds every partner (chance 100%)" in sections["partners"]
     # each section names its sources
     assert dom.count('class="src"') >= 8 and "artifacts/pairs.parquet" in dom and "metrics/study.json" in dom
     # the per-model table sorts

@@ -84,8 +84,58 @@ def test_study_metrics_plots_and_finding(studied, tmp_path):
     assert [f.split(",")[0] for f in stored["findings"]] == ["kappa", "error_inconsistency", "gain (points)"]
     assert f"\n{study['finding']}\n" in out  # printed at the end of the ensemble stage
     plots = json.loads(dvc(repo, "plots", "show", "--json", "-o", str(tmp_path / "html")).stdout)["data"]
-    for name in ("cka_heatmap", "kappa_by_category", "gain_vs_kappa", "greedy_curve"):
+    for name in ("cka_heatmap", "kappa_by_category", "gain_vs_kappa", "greedy_curve", "partner_gain"):
         assert plots[f"plots/{name}.csv"] and plots[f"plots/{name}.csv"][0]["type"] == "vega", name
+
+
+def test_partner_choice_without_labels(studied, capsys):
+    """The label-free features from the prediction files, each model's held-out ranking from an explicit
+    leave-one-model-out loop (scikit-learn's Ridge), its plot data, and `zooscope partners`."""
+    from scipy.stats import spearmanr
+    from sklearn.linear_model import Ridge
+
+    from zooscope.cli import main
+    from zooscope.ensemble.partners import FEATURES, RIDGE_ALPHA
+
+    repo, out = studied
+    frame = pl.read_parquet(repo / "artifacts/pairs.parquet")
+    models = list(TINY_STUDY["models"])
+    top = {m: pl.read_parquet(repo / f"artifacts/predictions/{m}/eval.parquet")["top5"].to_list() for m in models}
+    conf = {m: float(np.load(repo / f"artifacts/predictions/{m}/eval_probs.npy").astype(np.float64).max(1).mean())
+            for m in models}
+    for r in frame.iter_rows(named=True):
+        a, b = r["model_a"], r["model_b"]
+        assert r["top5_overlap"] == pytest.approx(np.mean([len(set(x) & set(y)) / 5 for x, y in zip(top[a], top[b])]))
+        assert (r["confidence_gap"], r["confidence_min"]) == pytest.approx((abs(conf[a] - conf[b]), min(conf[a], conf[b])))
+    results = json.loads((repo / "metrics/study.json").read_text())["partners"]
+    for m in models:
+        train, mine = frame.filter((pl.col("model_a") != m) & (pl.col("model_b") != m)), frame.filter(
+            (pl.col("model_a") == m) | (pl.col("model_b") == m))
+        x, test = (f.select(FEATURES).to_numpy().astype(float) for f in (train, mine))
+        mean = np.nanmean(x, 0)
+        x, test = np.where(np.isnan(x), mean, x), np.where(np.isnan(test), mean, test)
+        std = np.where(x.std(0) > 0, x.std(0), 1.0)
+        want = Ridge(alpha=RIDGE_ALPHA * len(x)).fit((x - mean) / std, train["gain"].to_numpy()).predict((test - mean) / std)
+        got = np.where(mine["model_a"] == m, mine["predicted_gain_a"], mine["predicted_gain_b"])
+        assert got == pytest.approx(want, abs=1e-12), m
+        partner = np.where(mine["model_a"] == m, mine["model_b"], mine["model_a"])
+        mine_result = results["models"][m]
+        assert mine_result["predicted_order"] == list(partner[np.argsort(-got, kind="stable")])
+        measured = mine["gain"].to_numpy()
+        assert set(mine_result["best"]) == set(partner[np.isclose(measured, measured.max(), rtol=0, atol=1e-12)])
+        rho = spearmanr(got, mine["gain"].to_numpy()).statistic
+        assert mine_result["spearman"] == (None if np.isnan(rho) else pytest.approx(rho))
+        assert mine_result["chance"] == 1.0 and mine_result["hit"]  # 3 partners: a top 3 holds them all
+    assert results["summary"]["models"] == 4 and results["missing"] == {f: 0 for f in FEATURES}
+    assert "partners without labels, each model left out: mean Spearman" in out
+    plot = pl.read_csv(repo / "plots/partner_gain.csv")
+    assert len(plot) == 12 and set(plot.columns) >= {"model", "partner", "predicted_gain", "gain"}
+    # the command line ranks cnn_a's partners as the evaluation did, and says how it did
+    assert main(["partners", "cnn_a", "--params", str(repo / "params.yaml"), "--pairs", str(repo / "artifacts/pairs.parquet"),
+                 "--study-metrics", str(repo / "metrics/study.json")]) == 0
+    printed = capsys.readouterr().out
+    ranked = [line.split()[1] for line in printed.splitlines() if line.strip()[:1].isdigit()]
+    assert ranked == results["models"]["cnn_a"]["predicted_order"] and printed.splitlines()[-1].startswith("On this zoo: ")
 
 
 def test_adding_a_model_computes_only_its_pairs(grown):

@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from zooscope.artifacts import read_cards, read_predictions, unordered_pairs
+from zooscope.artifacts import Predictions, read_cards, read_predictions, read_top5, unordered_pairs
 from zooscope.config import Study, lint_zoo
 from zooscope.ensemble.agreement import image_split
 from zooscope.ensemble.greedy import ensemble_curve, greedy_ensemble
 from zooscope.ensemble.categories import category_tables, format_categories, pairs_table, plot_frames, study_metrics
 from zooscope.ensemble.pairs import calibration_columns, ensemble_keys, ensemble_rows, ensemble_table, group_table
+from zooscope.ensemble.partners import PartnerChoice, ordered_partners, partner_choice
 from zooscope.paircache import cached_pairs
 
 __all__ = ["ENSEMBLE_CACHE", "EnsembleTables", "ensemble_tables"]
@@ -40,7 +41,7 @@ class EnsembleTables:
         per_class: ``artifacts/pairs_per_class.parquet``, one row per (pair, class).
         per_group: ``artifacts/pairs_per_group.parquet``, one row per (pair, group of ``ensemble.class_groups``).
         metrics: ``metrics/study.json``.
-        plots: plot name (kappa_by_category, gain_vs_kappa, greedy_curve) -> its data.
+        plots: plot name (kappa_by_category, gain_vs_kappa, greedy_curve, partner_gain) -> its data.
         categories: the category tables as text (what the stage prints); computed: pairs computed this run.
     """
 
@@ -62,6 +63,16 @@ def _group_summary(frame: pl.DataFrame, per_group: pl.DataFrame, groups: dict[st
     share = split.group_by("category").agg(specialised=(pl.col("a") & pl.col("b")).mean(), pairs=pl.len())
     return {"groups": {name: list(classes) for name, classes in groups.items()},
             "specialised_pairs": {r["category"]: r["specialised"] for r in share.sort("category").iter_rows(named=True)}}
+
+
+def _partners(frame: pl.DataFrame, preds: Predictions, predictions: str | Path, ids: list[str]) -> PartnerChoice:
+    """Partner choice without labels (``zooscope.ensemble.partners``) from the pair table's label-free columns and
+    each model's eval top-5 classes and mean max-probability (no eval label read)."""
+    index = {mid: m for m, mid in enumerate(ids)}
+    confidence = np.array([np.load(path, mmap_mode="r").max(1).mean(dtype=np.float64) for path in preds.probs])
+    return partner_choice(ids, np.array([(index[a], index[b]) for a, b in frame.select("model_a", "model_b").rows()]),
+                          {c: frame[c].to_numpy() for c in ("disagreement", "cka_debiased", "mutual_knn", "gain")},
+                          top=read_top5(predictions, ids), confidence=confidence)
 
 
 def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path, similarity: pl.DataFrame,
@@ -86,6 +97,8 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
     chosen_on = calibration_columns(calibration, pairs)
     frame = pairs_table(table.frame.join(chosen_on, on=["model_a", "model_b"], how="left", maintain_order="left"),
                         similarity)
+    partners = _partners(frame, preds, predictions, ids)
+    frame = frame.with_columns(**partners.columns)
     size = min(settings.greedy_max_size, len(ids))
     order = greedy_ensemble(lambda m: np.load(calibration.probs[m], mmap_mode="r"), calibration.labels, max_size=size,
                             n_models=len(ids))["order"]
@@ -96,10 +109,11 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
     metrics = study_metrics(frame, table.draws, table.zoo, tables, table.per_class, greedy, ids,
                             matched_band=settings.matched_band, n_boot=settings.n_boot, strongest=settings.strongest,
                             lint=[w.message for w in lint_zoo(study)])
+    metrics["partners"] = partners.metrics
     metrics["image_split"] = {kind: int(per_class.sum()) for kind, per_class in split.items()} | {
         "per_class": {str(c): {kind: int(split[kind][c]) for kind in split} for c in range(len(split["trivial"]))}}
     per_group = group_table(table.per_class, settings.class_groups)
     if len(per_group):
         metrics["class_groups"] = _group_summary(frame, per_group, settings.class_groups)
-    return EnsembleTables(frame, table.per_class, per_group, metrics, plot_frames(frame, tables, greedy, ids),
-                          format_categories(tables), computed)
+    plots = plot_frames(frame, tables, greedy, ids) | {"partner_gain": ordered_partners(frame)}
+    return EnsembleTables(frame, table.per_class, per_group, metrics, plots, format_categories(tables), computed)

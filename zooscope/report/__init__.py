@@ -20,6 +20,7 @@ from zooscope.report.provenance import provenance
 from zooscope.report.shift_sections import shift_sections
 from zooscope.report.page import Html, Section, render_page
 from zooscope.report.pair_sections import complementary_section, consensus_errors_section, heatmap_sections, pairs_section
+from zooscope.report.partner_sections import partners_section
 from zooscope.report.study_sections import (calibration_section, categories_section, ensembles_section,
                                             image_split_section, models_section, specialisation_section, summary_section)
 
@@ -32,7 +33,7 @@ SectionBuilder = Callable[[ReportData], list[Section]]
 BUILDERS: tuple[SectionBuilder, ...] = (
     summary_section, changes_section, categories_section, models_section, calibration_section, ensembles_section,
     image_split_section, heatmap_sections, pairs_section, specialisation_section,
-    complementary_section, consensus_errors_section, mistake_sections, shift_sections,
+    complementary_section, partners_section, consensus_errors_section, mistake_sections, shift_sections,
 )
 
 
