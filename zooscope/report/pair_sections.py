@@ -11,6 +11,7 @@ import polars as pl
 
 from zooscope.report import figures
 from zooscope.artifacts import pair_matrix
+from zooscope.ensemble.partners import spearman
 from zooscope.report.data import ReportData, model_order
 from zooscope.report.page import Column, Html, Section, join, png_img, table, tag
 
@@ -52,7 +53,7 @@ def heatmap_sections(data: ReportData) -> list[Section]:
     scatter = figures.category_scatter(cka, kappa, data.pairs["category"].to_list(), xlabel="debiased linear CKA",
                                        ylabel="error consistency (kappa)")
     ok = np.isfinite(kappa) & np.isfinite(cka)
-    rho = _spearman(cka[ok], kappa[ok]) if ok.sum() >= 3 else float("nan")
+    rho = spearman(cka[ok], kappa[ok]) if ok.sum() >= 3 else float("nan")
     similarity = Section("similarity", "Representation similarity (CKA and mutual k-NN)", data.source("pairs"), join([tag(
         "div", tag("figure", draw("cka_debiased"), tag("figcaption", "Debiased linear CKA of the eval embeddings "
                                                                      "(Kornblith et al. 2019).")),
@@ -64,12 +65,6 @@ def heatmap_sections(data: ReportData) -> list[Section]:
                                                  f"per pair, coloured by category; Spearman rho {rho:+.2f} over "
                                                  f"{int(ok.sum())} pairs (grey: least-squares line)."))]))
     return [errors, similarity, *_overlap_section(data)]
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(x, y).statistic)
 
 
 def _overlap_section(data: ReportData) -> list[Section]:
