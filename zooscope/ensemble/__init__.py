@@ -1,8 +1,8 @@
 """Do two models make the same mistakes, and does averaging them help? The ensemble stage's science:
 error consistency and pair ensembles (``agreement``, all pairs at once in ``blockwise``), greedy ensembles
 (``greedy``), shared
-bootstrap resamples (``bootstrap``), the per-category headline (``categories``), and ``tables``, the
-stage's one call."""
+bootstrap resamples (``bootstrap``), the per-category headline (``categories``), accuracy per group of classes, worst groups and
+distillation per group (``groups``), and ``tables``, the stage's one call."""
 
 from zooscope._lazy import lazy_exports
 
@@ -16,5 +16,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "categories": ("PAIRS_COLUMNS", "pairs_table", "category_tables", "finding", "best_partners", "plot_frames",
                    "study_metrics", "format_categories", "CATEGORY_METRIC_KEYS", "category_metrics", "headline"),
     "pairs": ("PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table", "calibration_columns", "group_table"),
+    "groups": ("GROUPS_COLUMNS", "GroupAccuracy", "group_accuracy", "worst_groups", "student_vs_teacher",
+               "groups_hurt_by_ensembles", "subgroup_tables"),
     "tables": ("EnsembleTables", "ensemble_tables"),
 })
