@@ -112,3 +112,15 @@ def test_subgroup_tables_columns_and_metrics():
 def test_bad_groups_are_refused(groups, message):
     with pytest.raises(ValueError, match=message):
         group_accuracy(_correct(), LABELS, models=MODELS, groups=groups, num_classes=3, n_boot=10)
+
+
+def test_a_class_without_eval_images_is_never_the_worst_and_the_metrics_are_valid_json():
+    import json
+
+    # 4 classes declared, class 3 has no eval image
+    table, metrics, _ = subgroup_tables(_correct(), LABELS, models=MODELS, base="base", groups=GROUPS, num_classes=4,
+                                        teachers={"student": "teacher"}, per_group=pl.DataFrame(), n_boot=50)
+    assert table.filter(pl.col("group") == "class 3")["support"].to_list() == [0, 0, 0]
+    assert table.filter(pl.col("group") == "class 3")["accuracy"].is_nan().all()
+    assert metrics["worst_group"]["teacher"]["class"]["worst"] == "class 0"
+    json.dumps(metrics, allow_nan=False)  # what write_json does

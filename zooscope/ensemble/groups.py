@@ -6,7 +6,9 @@ groups where the ensemble is worse than its better member.
 Intervals are 95% percentile bootstraps over eval images (:mod:`zooscope.ensemble.bootstrap`, the same seeded
 resamples as the pair table's): they speak for these very models on other test images like these, not for other
 models trained the same way. A resample counts a group's images and the right answers among them afresh, so a
-group's accuracy, its gap to the base and a worst-group accuracy are each recomputed in every resample.
+group's accuracy, its gap to the base and a worst-group accuracy are each recomputed in every resample; a resample
+that drew no image of a group is left out of that group's interval. A class without eval images has no accuracy
+(nan in the table, null in the metrics) and is never a worst group.
 """
 
 from __future__ import annotations
@@ -205,6 +207,15 @@ def _table(acc: GroupAccuracy, *, base: str, versus: pl.DataFrame) -> pl.DataFra
     return frame.join(students, on=["model", "group"], how="left", maintain_order="left").select(GROUPS_COLUMNS)
 
 
+def _json_safe(value: Any) -> Any:
+    """``value`` with every nan (a group without eval images) as None, so it is valid JSON."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
 def subgroup_tables(correct: np.ndarray, labels: np.ndarray, *, models: Sequence[str], base: str,
                     groups: Mapping[str, Sequence[int]], num_classes: int, teachers: Mapping[str, str],
                     per_group: pl.DataFrame, n_boot: int, seed: int = 0) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame]:
@@ -245,6 +256,7 @@ def subgroup_tables(correct: np.ndarray, labels: np.ndarray, *, models: Sequence
         "ensembles_hurt_groups": {"pairs": int(hurt.select("model_a", "model_b").n_unique()) if len(hurt) else 0,
                                   "rows": int(len(hurt)), "of": int(len(per_group)),
                                   "worst": hurt.head(10).to_dicts()}}
+    metrics = _json_safe(metrics)
     plot = table.select("model", "group", pl.col("gap_to_base").alias("value"),
                         pl.lit("accuracy minus the base's").alias("statistic"))
     return table, metrics, plot

@@ -1,5 +1,6 @@
 """What the ensemble stage writes, in one call: the pair table (agreement, ensembles and the similarity
-stage's columns), the per-class table, ``metrics/study.json`` (the headline), and the data of its DVC plots.
+stage's columns), the per-class and per-group tables, the subgroups table (``zooscope.ensemble.groups``: each model
+per group of classes and per class), ``metrics/study.json`` (the headline), and the data of its DVC plots.
 
 What is chosen (the greedy ensemble's members, the best partner of the strongest models, and in the report
 the most complementary pair) is chosen on the calibration split and reported on eval.

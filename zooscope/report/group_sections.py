@@ -59,8 +59,7 @@ def _distillation(data: ReportData, distillation: dict) -> Html:
     for student, d in distillation.items():
         overall = d["overall_vs_teacher"]
         harmed = d["harmed"]
-        verdict = (f"{student} (distilled from {d['teacher']}) is {_points(overall)} points "
-                   f"{'above' if overall > 0 else 'at or below'} its teacher overall")
+        verdict = f"{student} (distilled from {d['teacher']}): {_points(overall)} points against its teacher overall"
         if harmed:
             named = "; ".join(f"{_name(data, h['group'])} {_points(h['vs_teacher'])} {_interval(h['lo'], h['hi'])}"
                               for h in harmed)
@@ -69,7 +68,7 @@ def _distillation(data: ReportData, distillation: dict) -> Html:
             verdict += ", and at or above it on every group and class."
         else:
             worst = d["worst"].get("class") or d["worst"].get("group")
-            verdict += (f": distillation did not help overall here (largest loss: {_name(data, worst['group'])} "
+            verdict += (f"; distillation did not help overall here (largest loss: {_name(data, worst['group'])}, "
                         f"{_points(worst['vs_teacher'])} points)." if worst else ".")
         parts.append(tag("p", verdict, class_="flag" if harmed else None))
     if data.groups is not None:
@@ -120,7 +119,8 @@ def subgroups_section(data: ReportData) -> list[Section]:
     frame = data.groups
     names = list(dict.fromkeys(frame["group"].to_list()))
     gap = (frame.pivot(on="group", index="model", values="gap_to_base")
-           .join(pl.DataFrame({"model": order}), on="model", how="right").select(names).to_numpy())
+           .join(pl.DataFrame({"model": order}), on="model", how="right", maintain_order="right")
+           .select(names).to_numpy())
     fig = figures.class_heatmap(100 * gap, order, [_name(data, g) for g in names],
                                 label="accuracy minus the base's (points): blue = better")
     cols = [Column("model", "model"),
