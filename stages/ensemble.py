@@ -1,11 +1,12 @@
 """ensemble: agreement of errors and two-model ensembles of every pair, the per-category headline tables
 and the finding. Writes ``--pairs`` (parquet, one row per pair, with the similarity stage's columns),
 ``--per-class`` (parquet, per pair and class: which member wins, where the ensemble is worse than the
-better member), ``--per-group`` (parquet, the same per group of ``ensemble.class_groups``), ``--groups`` (parquet, per model and
-group of classes or single class: accuracy, the gap to the base, a distilled model against its teacher), ``--study`` (JSON, the
-results in full: per-category tables over all, accuracy-matched and strong pairs with bootstrap intervals, best partners,
-the greedy ensemble, the findings), ``--category-metrics`` (the DVC metrics: ``<category>.json`` per methodology
-category, flat: pairs, kappa and gain with both intervals) and the data of four DVC plots.
+better member), ``--per-group`` (parquet, the same per group of ``ensemble.class_groups``), ``--groups``
+(parquet, per model and group of classes or single class: accuracy, the gap to the base, a distilled model
+against its teacher), ``--study`` (JSON, the results in full: per-category tables over all, accuracy-matched
+and strong pairs with bootstrap intervals, best partners, the greedy ensemble, the findings, the subgroups),
+``--category-metrics`` (the DVC metrics: ``<category>.json`` per methodology category, flat: pairs, kappa and
+gain with both intervals) and the data of four DVC plots.
 Per-pair results are kept in ``--cache`` between runs, so only pairs whose predictions changed are
 computed. The finding is the last line printed."""
 

@@ -41,7 +41,8 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", required=True, help="the per-pair table (parquet)")
     p.add_argument("--per-class", required=True, help="the per pair and class table (parquet)")
     p.add_argument("--per-group", help="the per pair and group of classes table (parquet, optional)")
-    p.add_argument("--groups", help="the per model and group of classes table (parquet, optional: the subgroups section)")
+    p.add_argument("--groups", help="the per model and group of classes table (parquet, optional: the subgroups "
+                                    "section)")
     p.add_argument("--subgroup-plot", help="the data file of the subgroups figure, as the section cites it (optional)")
     p.add_argument("--feature-mixes", help="the similarity stage's feature-mix table (parquet, optional)")
     p.add_argument("--predictions", required=True, help="folder of <id>/eval.parquet")

@@ -11,15 +11,16 @@ from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesS
                                       ReportSettings, SimilaritySettings)
 from zooscope.config.study import DatasetSpec, Study, dump_study, load_study, parse_study, write_study
 from zooscope.config.lint import ZooWarning, lint_zoo
-from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Augment, AutoencoderTrain, DistillTrain, Imbalance,
-                                 ModelSpec, PreprocessSpec, RandomFeaturesTrain, SimCLRTrain, SupervisedTrain, Tags, TeacherSpec,
-                                 recipe_train_options, teacher_of)
+from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Augment, AutoencoderTrain, DistillTrain,
+                                 Imbalance, ModelSpec, PreprocessSpec, RandomFeaturesTrain, SimCLRTrain, SupervisedTrain,
+                                 Tags, TeacherSpec, recipe_train_options, teacher_of)
 
 __all__ = [
     "ARCH_KINDS", "RECIPES", "SOURCE_KINDS", "StudyError", "Study", "DatasetSpec", "ModelSpec", "PreprocessSpec", "Tags",
     "ArchSpec",
     "Augment", "Imbalance", "SupervisedTrain", "DistillTrain", "TeacherSpec", "SimCLRTrain", "AutoencoderTrain",
-    "RandomFeaturesTrain", "recipe_train_options", "teacher_of", "load_study", "parse_study", "dump_study", "write_study", "EmbedSettings",
+    "RandomFeaturesTrain", "recipe_train_options", "teacher_of", "load_study", "parse_study", "dump_study",
+    "write_study", "EmbedSettings",
     "ProbeSettings", "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings",
     "ZooWarning", "lint_zoo",
 ]

@@ -9,7 +9,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from zooscope.config._errors import Strict, format_errors
 
-__all__ = ["SOURCE_KINDS", "RECIPES", "ARCH_KINDS", "Tags", "ArchSpec", "Augment", "Imbalance", "SupervisedTrain", "TeacherSpec",
+__all__ = ["SOURCE_KINDS", "RECIPES", "ARCH_KINDS", "Tags", "ArchSpec", "Augment", "Imbalance", "SupervisedTrain",
+           "TeacherSpec",
            "DistillTrain", "SimCLRTrain", "AutoencoderTrain", "RandomFeaturesTrain", "PreprocessSpec", "ModelSpec",
            "recipe_train_options", "teacher_of"]
 

@@ -1,8 +1,8 @@
 """Do two models make the same mistakes, and does averaging them help? The ensemble stage's science:
 error consistency and pair ensembles (``agreement``, all pairs at once in ``blockwise``), greedy ensembles
 (``greedy``), shared
-bootstrap resamples (``bootstrap``), the per-category headline (``categories``), accuracy per group of classes, worst groups and
-distillation per group (``groups``), and ``tables``, the stage's one call."""
+bootstrap resamples (``bootstrap``), the per-category headline (``categories``), accuracy per group of
+classes, worst groups and distillation per group (``groups``), and ``tables``, the stage's one call."""
 
 from zooscope._lazy import lazy_exports
 

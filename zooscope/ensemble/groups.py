@@ -29,7 +29,8 @@ __all__ = ["GROUPS_COLUMNS", "GroupAccuracy", "group_accuracy", "worst_groups", 
 #: The columns of ``artifacts/groups.parquet``, one row per (model, group): ``kind`` is ``group`` (a group of
 #: ``ensemble.class_groups``, ``group`` its name) or ``class`` (one class, ``group`` = ``class <index>``).
 GROUPS_COLUMNS = ("model", "kind", "group", "class", "support", "accuracy", "acc_lo", "acc_hi", "gap_to_base",
-                  "gap_lo", "gap_hi", "teacher", "vs_teacher", "vs_teacher_lo", "vs_teacher_hi", "harmed_by_distillation")
+                  "gap_lo", "gap_hi", "teacher", "vs_teacher", "vs_teacher_lo", "vs_teacher_hi",
+                  "harmed_by_distillation")
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def group_accuracy(correct: np.ndarray, labels: np.ndarray, *, models: Sequence[
         raise ValueError(f"labels must lie in 0..{num_classes - 1}")
     for name, members in groups.items():
         if not len(members) or min(members) < 0 or max(members) >= num_classes:
-            raise ValueError(f"ensemble.class_groups.{name}: needs classes in 0..{num_classes - 1}, got {list(members)}")
+            raise ValueError(f"ensemble.class_groups.{name}: needs classes in 0..{num_classes - 1}, "
+                             f"got {list(members)}")
     kinds = ("group",) * len(groups) + ("class",) * num_classes
     names = (*groups, *(f"class {c}" for c in range(num_classes)))
     member = np.zeros((len(labels), len(names)), bool)  # [n, G]
@@ -218,7 +220,8 @@ def _json_safe(value: Any) -> Any:
 
 def subgroup_tables(correct: np.ndarray, labels: np.ndarray, *, models: Sequence[str], base: str,
                     groups: Mapping[str, Sequence[int]], num_classes: int, teachers: Mapping[str, str],
-                    per_group: pl.DataFrame, n_boot: int, seed: int = 0) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame]:
+                    per_group: pl.DataFrame, n_boot: int,
+                    seed: int = 0) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame]:
     """The ensemble stage's subgroup outputs.
 
     Args:

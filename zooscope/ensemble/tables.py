@@ -111,4 +111,5 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
         preds.correct, preds.labels, models=ids, base=study.base, groups=settings.class_groups,
         num_classes=num_classes, teachers=teacher_of(study.models), per_group=per_group, **boot)
     plots = plot_frames(frame, tables, greedy, ids) | {"subgroup_gap": gap_plot}
-    return EnsembleTables(frame, table.per_class, per_group, groups, metrics, plots, format_categories(tables), computed)
+    return EnsembleTables(frame, table.per_class, per_group, groups, metrics, plots, format_categories(tables),
+                          computed)

@@ -63,7 +63,8 @@ def _distillation(data: ReportData, distillation: dict) -> Html:
         if harmed:
             named = "; ".join(f"{_name(data, h['group'])} {_points(h['vs_teacher'])} {_interval(h['lo'], h['hi'])}"
                               for h in harmed)
-            verdict += f", and below it on {len(harmed)} group(s) or class(es): {named} (points, 95% interval over images)."
+            verdict += (f", and below it on {len(harmed)} group(s) or class(es): {named} "
+                        "(points, 95% interval over images).")
         elif overall > 0:
             verdict += ", and at or above it on every group and class."
         else:

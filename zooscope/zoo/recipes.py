@@ -1,7 +1,8 @@
 """Training recipes for the embedded zoo (``source: recipe:<name>``).
 
 Each recipe trains a network built by :mod:`zooscope.zoo.arch` on the dataset's train split (or the
-disjoint subset; ``train.imbalance`` keeps a seeded share of one class's samples), seeded by ``tags.seed`` so the same params give the same weights on the CPU:
+disjoint subset; ``train.imbalance`` keeps a seeded share of one class's samples),
+seeded by ``tags.seed`` so the same params give the same weights on the CPU:
 
 - ``supervised``: cross-entropy (label smoothing, AdamW or SGD-Nesterov, one-cycle / cosine / constant LR,
   optional shift / flip / erase augmentation).
@@ -23,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zooscope.config import (Augment, AutoencoderTrain, DistillTrain, Imbalance, ModelSpec, SimCLRTrain, SupervisedTrain,
-                             recipe_train_options)
+from zooscope.config import (Augment, AutoencoderTrain, DistillTrain, Imbalance, ModelSpec, SimCLRTrain,
+                             SupervisedTrain, recipe_train_options)
 from zooscope.data.datasets import Dataset
 from zooscope.data.transforms import native_preprocess, native_tensor
 from zooscope.zoo.arch import build_arch
