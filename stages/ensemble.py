@@ -1,10 +1,12 @@
 """ensemble: agreement of errors and two-model ensembles of every pair, the per-category headline tables
 and the finding. Writes ``--pairs`` (parquet, one row per pair, with the similarity stage's columns),
 ``--per-class`` (parquet, per pair and class: which member wins, where the ensemble is worse than the
-better member), ``--per-group`` (parquet, the same per group of ``ensemble.class_groups``), ``--study`` (JSON, the
-results in full: per-category tables over all, accuracy-matched and strong pairs with bootstrap intervals, best partners,
-the greedy ensemble, the findings), ``--category-metrics`` (the DVC metrics: ``<category>.json`` per methodology
-category, flat: pairs, kappa and gain with both intervals) and the data of four DVC plots.
+better member), ``--per-group`` (parquet, the same per group of ``ensemble.class_groups``), ``--groups``
+(parquet, per model and group of classes or single class: accuracy, the gap to the base, a distilled model
+against its teacher), ``--study`` (JSON, the results in full: per-category tables over all, accuracy-matched
+and strong pairs with bootstrap intervals, best partners, the greedy ensemble, partner choice without labels, the
+findings, the subgroups), ``--category-metrics`` (the DVC metrics: ``<category>.json`` per methodology category,
+flat: pairs, kappa and gain with both intervals) and the data of five DVC plots.
 Per-pair results are kept in ``--cache`` between runs, so only pairs whose predictions changed are
 computed. The finding is the last line printed."""
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from zooscope.stagecli import load, parser, run
 
-PLOTS = ("kappa_by_category", "gain_vs_kappa", "greedy_curve", "partner_gain")
+PLOTS = ("kappa_by_category", "gain_vs_kappa", "greedy_curve", "partner_gain", "subgroup_gap")
 
 
 def work(args) -> None:
@@ -30,6 +32,7 @@ def work(args) -> None:
     write_parquet(args.pairs, got.pairs)
     write_parquet(args.per_class, got.per_class)
     write_parquet(args.per_group, got.per_group)
+    write_parquet(args.groups, got.groups)
     write_json(args.study, got.metrics)
     for category, metrics in category_metrics(got.metrics["categories"]).items():
         write_json(Path(args.category_metrics) / f"{category}.json", metrics)
@@ -57,6 +60,7 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", required=True, help="per-pair table (parquet)")
     p.add_argument("--per-class", required=True, help="per pair and class table (parquet)")
     p.add_argument("--per-group", required=True, help="per pair and group of classes table (parquet)")
+    p.add_argument("--groups", required=True, help="per model and group of classes, or class, table (parquet)")
     p.add_argument("--study", required=True, help="the study's results in full (JSON)")
     p.add_argument("--category-metrics", required=True, help="folder of <category>.json, the DVC metrics per category")
     for name in PLOTS:

@@ -25,7 +25,7 @@ def work(args) -> None:
                             per_class=args.per_class, predictions=args.predictions,
                             thumbnails=study.report.thumbnails > 0, changes=compare_with(".", study.report.compare_to),
                             mistakes=args.mistakes, mistakes_metrics=args.mistakes_metrics, per_group=args.per_group,
-                            mixes=args.feature_mixes,
+                            mixes=args.feature_mixes, groups=args.groups, subgroup_plot=args.subgroup_plot,
                             shift=load_shift(args.shift_table, args.shift_metrics, args.shift_examples)
                             if args.shift_metrics else None)
     page = build_report(data)
@@ -44,6 +44,9 @@ def main(argv=None) -> int:
     p.add_argument("--pairs", required=True, help="the per-pair table (parquet)")
     p.add_argument("--per-class", required=True, help="the per pair and class table (parquet)")
     p.add_argument("--per-group", help="the per pair and group of classes table (parquet, optional)")
+    p.add_argument("--groups", help="the per model and group of classes table (parquet, optional: the subgroups "
+                                    "section)")
+    p.add_argument("--subgroup-plot", help="the data file of the subgroups figure, as the section cites it (optional)")
     p.add_argument("--feature-mixes", help="the similarity stage's feature-mix table (parquet, optional)")
     p.add_argument("--predictions", required=True, help="folder of <id>/eval.parquet")
     p.add_argument("--mistakes", help="the mistakes stage's folder (optional: adds the mistakes sections)")

@@ -46,6 +46,13 @@ TINY_STUDY = {
 }
 
 
+#: ``grown``'s added model: distilled from cnn_a, a tenth of class 3's training samples kept.
+KD_A = {"source": "recipe:distill", "tags": {**_TAGS, "seed": 2, "framework": "distillation-from-cnn_a"},
+        "arch": dict(_CNN), "train": {"epochs": 2, "batch_size": 64, "lr": 0.01, "temperature": 4.0, "alpha": 0.9,
+                                      "imbalance": {"label": 3, "keep": 0.1, "seed": 0},
+                                      "teacher": copy.deepcopy(TINY_STUDY["models"]["cnn_a"])}}
+
+
 @pytest.fixture
 def tiny_study_dict() -> dict:
     """A fresh, mutable copy of the tiny digits study."""
@@ -84,8 +91,10 @@ def studied(tmp_path_factory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="session")
 def grown(studied, tmp_path_factory) -> tuple[Path, str]:
-    """A copy of the studied repository with one model added (``mlp_b``: ``mlp`` with another seed) and
-    `dvc repro` run again, not committed: (repository, that repro's output). Tests that change it copy it."""
+    """A copy of the studied repository with one model added and `dvc repro` run again, not committed: (repository,
+    that repro's output). Tests that change it copy it. The model, ``kd_a``, is distilled from ``cnn_a`` (its inline
+    teacher is cnn_a's spec) on a class-imbalanced training set (a tenth of class 3's samples kept), so the
+    subgroups' student-against-teacher rows exist."""
     import shutil
 
     from tests.dvcrepo import dvc
@@ -93,7 +102,7 @@ def grown(studied, tmp_path_factory) -> tuple[Path, str]:
     repo = tmp_path_factory.mktemp("grown") / "repo"
     shutil.copytree(studied[0], repo, symlinks=True)
     study = yaml.safe_load((repo / "params.yaml").read_text())
-    study["models"]["mlp_b"] = {**study["models"]["mlp"], "tags": {**study["models"]["mlp"]["tags"], "seed": 1}}
+    study["models"]["kd_a"] = KD_A
     write_study(repo / "params.yaml", study)
     return repo, dvc(repo, "repro").stdout
 

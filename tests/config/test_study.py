@@ -1,5 +1,6 @@
 """zooscope.config: study files written as YAML text, each error checked for the key it names and what it allows."""
 
+import copy
 import hashlib
 import json
 import re
@@ -387,3 +388,31 @@ def test_a_model_id_with_a_trailing_newline_is_refused(tiny_study_dict):
     tiny_study_dict["models"]["cnn_a\n"] = tiny_study_dict["models"].pop("cnn_b")
     with pytest.raises(StudyError, match="is not allowed"):
         parse_study(tiny_study_dict)
+
+
+@pytest.mark.parametrize("imbalance, words", [
+    ("{label: 3, keep: 0}", ("train.imbalance.keep", "greater than 0")),
+    ("{label: 3, keep: 1.5}", ("train.imbalance.keep", "less than 1")),
+    ("{label: -1, keep: 0.1}", ("train.imbalance.label", "greater than or equal to 0")),
+    ("{keep: 0.1}", ("train.imbalance.label",)),
+    ("{label: 3, keep: 0.1, share: 2}", ("train.imbalance.share", "unknown key")),
+])
+def test_a_bad_imbalance_is_refused_in_one_line(tmp_path, imbalance, words):
+    msg = _error(tmp_path, VALID.replace("train: {epochs: 1}\n  cnn_b", f"train: {{epochs: 1, imbalance: {imbalance}}}\n  cnn_b"))
+    assert "\n" not in msg and "cnn_a" in msg
+    for word in words:
+        assert word in msg, msg
+
+
+def test_a_distilled_model_finds_its_teacher_by_spec(tiny_study_dict):
+    from zooscope.config import parse_study, teacher_of
+
+    models = tiny_study_dict["models"]
+    student = {"source": "recipe:distill", "tags": {**models["cnn_a"]["tags"], "seed": 7, "framework": "kd"},
+               "arch": models["mlp"]["arch"], "train": {"epochs": 1, "teacher": copy.deepcopy(models["cnn_b"])}}
+    # cnn_b's spec with its train defaults written out is the same spec
+    student["train"]["teacher"]["train"] |= {"weight_decay": 1e-4, "optimizer": "adamw"}
+    elsewhere = copy.deepcopy(student)
+    elsewhere["train"]["teacher"]["tags"]["seed"] = 99  # a teacher no zoo member has: no pair to compare
+    study = parse_study({**tiny_study_dict, "models": {**models, "kd": student, "kd_other": elsewhere}})
+    assert teacher_of(study.models) == {"kd": "cnn_b"}

@@ -88,11 +88,14 @@ def test_group_table_weights_classes_by_support_by_hand():
     from zooscope.ensemble import group_table
 
     per_class = pl.DataFrame({"model_a": ["x"] * 3, "model_b": ["y"] * 3, "class": [0, 1, 2], "support": [10, 30, 5],
-                              "acc_a": [0.9, 0.5, 1.0], "acc_b": [0.5, 0.7, 0.0], "acc_ens": [0.8, 0.7, 1.0]})
+                              "acc_a": [0.9, 0.5, 1.0], "acc_b": [0.5, 0.7, 0.0], "acc_ens": [0.8, 0.7, 1.0],
+                              "ens_vs_better": [-0.1, 0.2, 0.0]})  # x is the better member overall
     got = group_table(per_class, {"g01": (0, 1), "g2": (2,)}).to_dicts()
     assert [r["group"] for r in got] == ["g01", "g2"] and got[0]["support"] == 40
     assert got[0]["acc_a"] == pytest.approx((9 + 15) / 40) and got[0]["acc_b"] == pytest.approx((5 + 21) / 40)
     assert got[0]["winner"] == "y" and got[1]["winner"] == "x" and got[1]["acc_ens"] == 1.0
+    # the ensemble (8 + 21 right of 40) against x, the better member overall (9 + 15 right)
+    assert got[0]["ens_vs_better"] == pytest.approx((8 + 21 - 9 - 15) / 40) and got[1]["ens_vs_better"] == 0
     with pytest.raises(ValueError, match="class_groups.far: class 7 does not exist"):
         group_table(per_class, {"far": (7,)})
     assert group_table(per_class, {}).is_empty()

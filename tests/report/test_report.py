@@ -36,7 +36,8 @@ _FIGURES = {"categories": 2,  # kappa and gain by category; accuracy against kap
             "calibration": 1, "ensembles": 2,  # gain against kappa; the greedy curve
             "error-consistency": 1, "similarity": 3,  # CKA and mutual k-NN heatmaps; CKA against kappa
             "overlap": 2,  # concatenated probes; feature mixes
-            "specialisation": 1, "complementary": 1, "partners": 1,  # predicted against measured gain
+            "specialisation": 1, "subgroups": 1,  # accuracy per group and class minus the base's
+            "complementary": 1, "partners": 1,  # predicted against measured gain
             "robustness": 1,
             "adversarial-transfer": 2,  # transfer heatmap; transfer against kappa
             "shift": 2}  # accuracy on the corrupted sets against clean; every model on every set
@@ -151,7 +152,9 @@ def test_report_renders_offline_with_every_figure_and_image(studied, tmp_path):
         assert Image.open(io.BytesIO(base64.b64decode(data))).size == (72, 72)
     for word in ("kappa", "ensemble", "CKA", "mutual k-NN", "accuracy-matched", "Samples every model gets wrong",
                  "Consensus errors", "Prototypes and criticisms", "Adversarial transfer", "Adversarial examples",
-                 "near misses", "Off the test set", "effective robustness", "What the corruptions do"):
+                 "near misses", "Off the test set", "effective robustness", "What the corruptions do",
+                 "Subgroups: worst groups, distillation, ensembles", "Worst group and worst class",
+                 "No distilled model of the zoo"):
         assert word in dom
     # MMD-critic: for each of the 10 digit classes a row with each shown model's prototypes and criticisms: the
     # base, and the farthest of the two most distant categories present (architecture: mlp; framework: randfeat,
@@ -261,12 +264,12 @@ def _changed_model_files(repo: Path, a: str, b: str) -> set[str]:
 
 @pytest.mark.slow
 def test_diffs_across_two_commits_show_exactly_the_changes(grown, tmp_path):
-    work = tmp_path / "repo"  # the studied commit, and mlp_b added and reproduced on top
+    work = tmp_path / "repo"  # the studied commit, and kd_a added and reproduced on top
     shutil.copytree(grown[0], work, symlinks=True)
     study = yaml.safe_load((work / "params.yaml").read_text())
     report = (work / "reports/index.html").read_text()
-    assert "Changes since HEAD" in report and "<code>mlp_b</code>" in report
-    _commit(work, "add mlp_b")
+    assert "Changes since HEAD" in report and "<code>kd_a</code>" in report
+    _commit(work, "add kd_a")
     study["models"]["cnn_b"]["train"] = {**study["models"]["cnn_b"]["train"], "lr": 0.02}
     write_study(work / "params.yaml", study)
     out = dvc(work, "repro").stdout
@@ -274,7 +277,7 @@ def test_diffs_across_two_commits_show_exactly_the_changes(grown, tmp_path):
     _commit(work, "cnn_b: another learning rate")
 
     # dvc metrics diff: the added model, then the changed one, and nothing else per model
-    assert _changed_model_files(work, "HEAD~2", "HEAD~1") == {"mlp_b"}
+    assert _changed_model_files(work, "HEAD~2", "HEAD~1") == {"kd_a"}
     assert _changed_model_files(work, "HEAD~1", "HEAD") == {"cnn_b"}
     per_category = json.loads(dvc(work, "metrics", "diff", "HEAD~1", "HEAD", "--json").stdout)
     assert "kappa" in per_category["metrics/categories/reinit.json"]
@@ -290,7 +293,7 @@ def test_diffs_across_two_commits_show_exactly_the_changes(grown, tmp_path):
 
     # zooscope diff: exactly those changes, in the terminal and in reports/diff.html
     added = _run([sys.executable, "-m", "zooscope.cli", "diff", "HEAD~2", "HEAD~1"], work).stdout
-    assert re.search(r"^models added +mlp_b$", added, re.M) and re.search(r"^models changed +\(none\)$", added, re.M)
+    assert re.search(r"^models added +kd_a$", added, re.M) and re.search(r"^models changed +\(none\)$", added, re.M)
     assert "per-model metrics: no changes" in added
     changed_out = _run([sys.executable, "-m", "zooscope.cli", "diff", "HEAD~1", "HEAD"], work).stdout
     assert re.search(r"^models added +\(none\)$", changed_out, re.M) and re.search(r"^models changed +cnn_b$", changed_out, re.M)
@@ -317,3 +320,77 @@ def test_the_footer_names_the_study_and_the_package_versions(tiny_study):
     assert text.split(" ")[1] != provenance(parse_study(other)).split(" ")[1]
     page = render_page("t", "s", [], footer=text)
     assert '<footer class="provenance">' in page and text.split(" (")[0] in page
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_subgroups_of_a_distilled_model_against_direct_counts(grown, digits, tmp_path):
+    """The grown study (kd_a distilled from cnn_a on an imbalanced set): the ensemble stage's subgroup outputs equal
+    counts made here from the predictions, and the report's subgroups section shows them in headless Chromium."""
+    repo, _ = grown
+    study = yaml.safe_load((repo / "params.yaml").read_text())
+    groups = study["ensemble"]["class_groups"]
+    preds = {m: pl.read_parquet(repo / f"artifacts/predictions/{m}/eval.parquet") for m in study["models"]}
+    table = pl.read_parquet(repo / "artifacts/groups.parquet")
+    sub = json.loads((repo / "metrics/study.json").read_text())["subgroups"]
+
+    def acc(model: str, classes) -> float:
+        p = preds[model].filter(pl.col("label").is_in(list(classes)))
+        return float((p["pred"] == p["label"]).sum() / len(p))
+
+    named = {**{name: classes for name, classes in groups.items()}, **{f"class {c}": [c] for c in range(10)}}
+    got = {(r["model"], r["group"]): r for r in table.iter_rows(named=True)}
+    assert len(got) == len(study["models"]) * len(named)
+    for model in study["models"]:
+        for name, classes in named.items():
+            row = got[model, name]
+            assert row["accuracy"] == pytest.approx(acc(model, classes)), (model, name)
+            assert row["gap_to_base"] == pytest.approx(acc(model, classes) - acc("cnn_a", classes))
+            assert row["support"] == preds[model]["label"].is_in(list(classes)).sum()
+            assert row["acc_lo"] <= row["accuracy"] + 1e-9 and row["accuracy"] <= row["acc_hi"] + 1e-9
+        for kind, names in (("group", list(groups)), ("class", [f"class {c}" for c in range(10)])):
+            direct = {n: acc(model, named[n]) for n in names}
+            worst = min(names, key=lambda n: (direct[n], names.index(n)))
+            base_worst = min(acc("cnn_a", named[n]) for n in names)
+            w = sub["worst_group"][model][kind]
+            assert w["worst"] == worst and w["accuracy"] == pytest.approx(direct[worst])
+            assert w["gap_to_base"] == pytest.approx(direct[worst] - base_worst)
+
+    # the student against the teacher found by its spec (cnn_a), per group, and the groups harmed
+    overall = {m: float((p["pred"] == p["label"]).mean()) for m, p in preds.items()}
+    kd = sub["distillation"]["kd_a"]
+    assert list(sub["distillation"]) == ["kd_a"] and kd["teacher"] == "cnn_a"
+    assert kd["overall_vs_teacher"] == pytest.approx(overall["kd_a"] - overall["cnn_a"])
+    harmed = {n for n in named if overall["kd_a"] > overall["cnn_a"] and acc("kd_a", named[n]) < acc("cnn_a", named[n])}
+    assert {h["group"] for h in kd["harmed"]} == harmed
+    for name in named:
+        row = got["kd_a", name]
+        assert row["teacher"] == "cnn_a" and row["vs_teacher"] == pytest.approx(acc("kd_a", named[name]) - acc("cnn_a", named[name]))
+        assert row["harmed_by_distillation"] == (name in harmed)
+    assert table.filter(pl.col("model") != "kd_a")["teacher"].null_count() == (len(study["models"]) - 1) * len(named)
+
+    # the imbalanced training set: a tenth of class 3's training samples (rounded, at least one), the rest whole
+    card = json.loads((repo / "artifacts/models/kd_a/card.json").read_text())
+    train = digits.labels[digits.split("train")]
+    rare = int((train == 3).sum())
+    assert card["training"]["train_samples"] == len(train) - rare + max(1, round(0.1 * rare))
+    assert card["training"]["teacher"]["train_samples"] == len(train)
+
+    # pairs whose ensemble is below its better member on a group: as pairs_per_group.parquet says
+    per_group = pl.read_parquet(repo / "artifacts/pairs_per_group.parquet")
+    hurt = sub["ensembles_hurt_groups"]
+    assert hurt["rows"] == int((per_group["ens_vs_better"] < 0).sum()) and hurt["of"] == len(per_group)
+
+    # the plot's data: one cell per model and group, the gap to the base
+    plot = pl.read_csv(repo / "plots/subgroup_gap.csv")
+    assert len(plot) == len(table)
+    assert plot["value"].to_list() == pytest.approx(table["gap_to_base"].to_list())
+
+    # in the browser: the section, its figure, and the distilled model's rows
+    dom, console, requests = _chromium((repo / "reports/index.html").as_uri(), tmp_path)
+    assert console == "" and requests == []
+    sections = dict(re.findall(r'<section id="([^"]+)">(.*?)</section>', dom, re.S))
+    body = sections["subgroups"]
+    assert body.count("<svg") == 1 and "plots/subgroup_gap.csv" in body and "artifacts/groups.parquet" in body
+    assert "kd_a (distilled from cnn_a)" in body and body.count("<td>kd_a</td>") >= len(named)
+    assert "Worst group and worst class of each model" in body

@@ -48,7 +48,7 @@ def _pairwise(root: Path) -> None:
     _stage(ensemble, root, "--models", str(a / "models"), "--predictions", str(a / "predictions"), "--similarity",
            str(a / "similarity.parquet"), "--cache", str(a / "pair_cache/ensemble"), "--pairs", str(a / "pairs.parquet"),
            "--per-class", str(a / "pairs_per_class.parquet"), "--per-group", str(a / "pairs_per_group.parquet"),
-           "--study", str(m / "study.json"), "--category-metrics", str(m / "categories"),
+           "--groups", str(a / "groups.parquet"), "--study", str(m / "study.json"), "--category-metrics", str(m / "categories"),
            *(arg for name in ensemble.PLOTS for arg in (f"--{name.replace('_', '-')}-plot", str(root / f"plots/{name}.csv"))))
 
 

@@ -84,7 +84,7 @@ def test_study_metrics_plots_and_finding(studied, tmp_path):
     assert [f.split(",")[0] for f in stored["findings"]] == ["kappa", "error_inconsistency", "gain (points)"]
     assert f"\n{study['finding']}\n" in out  # printed at the end of the ensemble stage
     plots = json.loads(dvc(repo, "plots", "show", "--json", "-o", str(tmp_path / "html")).stdout)["data"]
-    for name in ("cka_heatmap", "kappa_by_category", "gain_vs_kappa", "greedy_curve", "partner_gain"):
+    for name in ("cka_heatmap", "kappa_by_category", "gain_vs_kappa", "greedy_curve", "partner_gain", "subgroup_gap"):
         assert plots[f"plots/{name}.csv"] and plots[f"plots/{name}.csv"][0]["type"] == "vega", name
 
 
@@ -140,7 +140,7 @@ def test_partner_choice_without_labels(studied, capsys):
 
 def test_adding_a_model_computes_only_its_pairs(grown):
     work, out = grown
-    stages = [*(f"{s}@mlp_b" for s in ("fetch", "embed", "probe", "predict")), "inputs", "similarity", "ensemble",
+    stages = [*(f"{s}@kd_a" for s in ("fetch", "embed", "probe", "predict")), "inputs", "similarity", "ensemble",
               "mistakes", "report"]
     assert sorted(ran_stages(out)) == sorted(stages)
     assert "similarity: 10 pairs, 4 computed" in out and "ensemble: 10 pairs, 4 computed" in out

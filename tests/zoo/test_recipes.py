@@ -99,3 +99,21 @@ def test_training_sets_the_deterministic_flags_of_the_public_switch_without_impo
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "True True False"  # the flags set, the compiler not loaded
     assert out[1] == "True True True"   # the public switch: the same flags, and it loads the compiler
+
+
+def test_imbalance_keeps_a_seeded_share_of_one_class_by_hand():
+    import numpy as np
+
+    from zooscope.config import Imbalance
+    from zooscope.zoo.recipes import imbalanced
+
+    labels = np.array([0, 1, 1, 2, 1, 0, 1, 1, 1, 1, 1, 2])  # class 1: 8 samples at positions 1, 2, 4, 6..10
+    positions = np.arange(100, 112)
+    got = imbalanced(positions, labels, Imbalance(label=1, keep=0.25, seed=3), num_classes=3)
+    kept = sorted(np.random.default_rng(3).choice(np.flatnonzero(labels == 1), size=2, replace=False))
+    assert list(got) == sorted([100, 103, 105, 111] + [100 + k for k in kept])
+    assert len(imbalanced(positions, labels, Imbalance(label=1, keep=0.01), num_classes=3)) == 4 + 1  # at least one
+    with pytest.raises(ValueError, match=r"train.imbalance.label: class 5 does not exist; the dataset has classes 0..2"):
+        imbalanced(positions, labels, Imbalance(label=5, keep=0.5), num_classes=3)
+    with pytest.raises(ValueError, match="no sample of class 2"):
+        imbalanced(positions[:3], labels[:3], Imbalance(label=2, keep=0.5), num_classes=3)

@@ -12,14 +12,16 @@ from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesS
 from zooscope.config.study import DatasetSpec, Study, dump_study, load_study, parse_study, write_study
 from zooscope.config.lint import ZooWarning, lint_zoo
 from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Augment, AutoencoderTrain, DistillTrain,
-                                 ModelSpec, PreprocessSpec, RandomFeaturesTrain, SimCLRTrain, SupervisedTrain, Tags, TeacherSpec,
-                                 recipe_train_options)
+                                 Imbalance, ModelSpec, PreprocessSpec, RandomFeaturesTrain, SimCLRTrain, SupervisedTrain,
+                                 Tags, TeacherSpec, recipe_train_options, teacher_of)
 
 __all__ = [
     "ARCH_KINDS", "RECIPES", "SOURCE_KINDS", "StudyError", "Study", "DatasetSpec", "ModelSpec", "PreprocessSpec", "Tags",
     "ArchSpec",
-    "Augment", "SupervisedTrain", "DistillTrain", "TeacherSpec", "SimCLRTrain", "AutoencoderTrain",
-    "RandomFeaturesTrain", "recipe_train_options", "load_study", "parse_study", "dump_study", "write_study", "EmbedSettings",
-    "ProbeSettings", "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings", "ShiftSettings",
+    "Augment", "Imbalance", "SupervisedTrain", "DistillTrain", "TeacherSpec", "SimCLRTrain", "AutoencoderTrain",
+    "RandomFeaturesTrain", "recipe_train_options", "teacher_of", "load_study", "parse_study", "dump_study",
+    "write_study", "EmbedSettings",
+    "ProbeSettings", "PredictSettings", "EnsembleSettings", "SimilaritySettings", "ReportSettings", "MistakesSettings",
+    "ShiftSettings",
     "ZooWarning", "lint_zoo",
 ]

@@ -9,9 +9,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from zooscope.config._errors import Strict, format_errors
 
-__all__ = ["SOURCE_KINDS", "RECIPES", "ARCH_KINDS", "Tags", "ArchSpec", "Augment", "SupervisedTrain", "TeacherSpec",
+__all__ = ["SOURCE_KINDS", "RECIPES", "ARCH_KINDS", "Tags", "ArchSpec", "Augment", "Imbalance", "SupervisedTrain",
+           "TeacherSpec",
            "DistillTrain", "SimCLRTrain", "AutoencoderTrain", "RandomFeaturesTrain", "PreprocessSpec", "ModelSpec",
-           "recipe_train_options"]
+           "recipe_train_options", "teacher_of"]
 
 #: Source prefixes a model may come from.
 SOURCE_KINDS = ("recipe", "timm", "torchvision", "hf-hub", "file")
@@ -54,12 +55,23 @@ class Augment(Strict):
     erase_size: int = 7
 
 
+class Imbalance(Strict):
+    """A class-imbalanced training set: of the training subset's samples of class ``label``, a seeded ``keep``
+    share stays (at least one), every other class whole. The same (label, keep, seed) on the same subset keeps the
+    same samples, so a teacher and its student can share one imbalanced set."""
+
+    label: int = Field(ge=0, description="the class made rare (its index; below the dataset's number of classes)")
+    keep: float = Field(gt=0, lt=1, description="the share of its training samples kept, in (0, 1)")
+    seed: int = Field(0, description="draws which of them stay (numpy's default_rng(seed))")
+
+
 class _TrainBase(Strict):
     epochs: int = Field(5, ge=0)
     batch_size: int = Field(128, ge=1)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
     subset: Literal["train", "disjoint"] = "train"
+    imbalance: Imbalance | None = None
 
 
 class SupervisedTrain(_TrainBase):
@@ -231,3 +243,23 @@ def recipe_train_options(spec: ModelSpec) -> Strict:
         return cls(**(spec.train or {}))
     except ValidationError as err:
         raise ValueError(f"train options of recipe {name!r}: {format_errors(err, root=cls, prefix='train')}") from None
+
+
+def teacher_of(models: dict[str, ModelSpec]) -> dict[str, str]:
+    """student id -> the id of its teacher in the zoo, for every ``recipe:distill`` model whose inline ``teacher`` is
+    the spec of a zoo member (source, tags, arch, train options with their defaults, weak): the teacher a distilled
+    model learns from is retrained inside its fetch from that spec with the spec's seed, so it has that member's
+    weights. Two members with one spec train to the same weights, so the first declared stands for both. A student
+    whose teacher is not in the zoo is left out (nothing to compare it with)."""
+    out = {}
+    for student, spec in models.items():
+        if spec.kind != "recipe" or spec.target != "distill":
+            continue
+        teacher = recipe_train_options(spec).teacher  # type: ignore[attr-defined]
+        for mid, other in models.items():
+            if (mid != student and other.source == teacher.source and other.tags == teacher.tags
+                    and other.arch == teacher.arch and other.weak == teacher.weak
+                    and recipe_train_options(other).model_dump() == teacher.train.model_dump()):
+                out[student] = mid
+                break
+    return out

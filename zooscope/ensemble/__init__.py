@@ -2,7 +2,8 @@
 error consistency and pair ensembles (``agreement``, all pairs at once in ``blockwise``), greedy ensembles
 (``greedy``), shared
 bootstrap resamples (``bootstrap``), the per-category headline (``categories``), partner choice without labels
-(``partners``), and ``tables``, the stage's one call."""
+(``partners``), accuracy per group of classes, worst groups and distillation per group (``groups``), and
+``tables``, the stage's one call."""
 
 from zooscope._lazy import lazy_exports
 
@@ -18,5 +19,7 @@ __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "pairs": ("PairTable", "ensemble_keys", "ensemble_rows", "ensemble_table", "calibration_columns", "group_table"),
     "partners": ("topk_overlap", "confidence_features", "fit_ridge", "held_out_predictions", "ranking_quality",
                  "partner_choice", "ordered_partners"),
+    "groups": ("GROUPS_COLUMNS", "GroupAccuracy", "group_accuracy", "worst_groups", "student_vs_teacher",
+               "groups_hurt_by_ensembles", "subgroup_tables"),
     "tables": ("EnsembleTables", "ensemble_tables"),
 })

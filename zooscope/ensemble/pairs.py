@@ -149,17 +149,20 @@ def calibration_columns(calibration: Predictions, pairs: list[Pair]) -> pl.DataF
 
 def group_table(per_class: pl.DataFrame, groups: Mapping[str, Sequence[int]]) -> pl.DataFrame:
     """Specialisation per group of classes: one row per (pair, group) with the group's support, both members' and
-    the ensemble's accuracy on it (support-weighted over its classes), and which member wins it (or ``tie``).
+    the ensemble's accuracy on it (support-weighted over its classes), which member wins it (or ``tie``), and, as
+    per class, the ensemble minus the member that is better overall (``ens_vs_better``; negative: the partner hurts
+    the group).
 
     Args:
         per_class: the per-class table of :func:`ensemble_table` (model_a, model_b, class, support, acc_a, acc_b,
-            acc_ens); groups: group name -> class indices (``ensemble.class_groups``).
+            acc_ens, ens_vs_better); groups: group name -> class indices (``ensemble.class_groups``).
 
     Raises:
         ValueError: a group names a class the dataset does not have.
     """
     schema = {"model_a": pl.String, "model_b": pl.String, "group": pl.String, "support": pl.Int64,
-              "acc_a": pl.Float64, "acc_b": pl.Float64, "acc_ens": pl.Float64, "winner": pl.String}
+              "acc_a": pl.Float64, "acc_b": pl.Float64, "acc_ens": pl.Float64, "winner": pl.String,
+              "ens_vs_better": pl.Float64}
     if not groups:
         return pl.DataFrame(schema=schema)
     num_classes = int(per_class["class"].max()) + 1
@@ -170,10 +173,12 @@ def group_table(per_class: pl.DataFrame, groups: Mapping[str, Sequence[int]]) ->
     of = {c: name for name, classes in groups.items() for c in classes}
     weighted = per_class.filter(pl.col("class").is_in(list(of))).with_columns(
         group=pl.col("class").replace_strict(of, return_dtype=pl.String),
-        **{f"right_{k}": pl.col(f"acc_{k}").fill_nan(0) * pl.col("support") for k in ("a", "b", "ens")})
+        acc_better=pl.col("acc_ens") - pl.col("ens_vs_better")).with_columns(
+        **{f"right_{k}": pl.col(f"acc_{k}").fill_nan(0) * pl.col("support") for k in ("a", "b", "ens", "better")})
     out = weighted.group_by("model_a", "model_b", "group", maintain_order=True).agg(
-        pl.col("support").sum(), *(pl.col(f"right_{k}").sum() for k in ("a", "b", "ens")))
+        pl.col("support").sum(), *(pl.col(f"right_{k}").sum() for k in ("a", "b", "ens", "better")))
     acc = {f"acc_{k}": pl.col(f"right_{k}") / pl.col("support") for k in ("a", "b", "ens")}
+    acc["ens_vs_better"] = (pl.col("right_ens") - pl.col("right_better")) / pl.col("support")
     winner = (pl.when(pl.col("acc_a") > pl.col("acc_b")).then("model_a")
               .when(pl.col("acc_a") < pl.col("acc_b")).then("model_b").otherwise(pl.lit("tie")))
     return out.with_columns(**acc).with_columns(winner=winner).select(list(schema)).cast(schema)

@@ -1,5 +1,6 @@
 """What the ensemble stage writes, in one call: the pair table (agreement, ensembles and the similarity
-stage's columns), the per-class table, ``metrics/study.json`` (the headline), and the data of its DVC plots.
+stage's columns), the per-class and per-group tables, the subgroups table (``zooscope.ensemble.groups``: each model
+per group of classes and per class), ``metrics/study.json`` (the headline), and the data of its DVC plots.
 
 What is chosen (the greedy ensemble's members, the best partner of the strongest models, and in the report
 the most complementary pair) is chosen on the calibration split and reported on eval.
@@ -18,9 +19,10 @@ import numpy as np
 import polars as pl
 
 from zooscope.artifacts import Predictions, read_cards, read_predictions, read_top5, unordered_pairs
-from zooscope.config import Study, lint_zoo
+from zooscope.config import Study, lint_zoo, teacher_of
 from zooscope.ensemble.agreement import image_split
 from zooscope.ensemble.greedy import ensemble_curve, greedy_ensemble
+from zooscope.ensemble.groups import subgroup_tables
 from zooscope.ensemble.categories import category_tables, format_categories, pairs_table, plot_frames, study_metrics
 from zooscope.ensemble.pairs import calibration_columns, ensemble_keys, ensemble_rows, ensemble_table, group_table
 from zooscope.ensemble.partners import PartnerChoice, ordered_partners, partner_choice
@@ -40,14 +42,17 @@ class EnsembleTables:
         pairs: ``artifacts/pairs.parquet``, one row per unordered pair (``categories.PAIRS_COLUMNS`` first).
         per_class: ``artifacts/pairs_per_class.parquet``, one row per (pair, class).
         per_group: ``artifacts/pairs_per_group.parquet``, one row per (pair, group of ``ensemble.class_groups``).
+        groups: ``artifacts/groups.parquet``, one row per (model, group or single class): accuracy, the gap to the
+            base, student vs teacher (``zooscope.ensemble.groups``).
         metrics: ``metrics/study.json``.
-        plots: plot name (kappa_by_category, gain_vs_kappa, greedy_curve, partner_gain) -> its data.
+        plots: plot name (kappa_by_category, gain_vs_kappa, greedy_curve, partner_gain, subgroup_gap) -> its data.
         categories: the category tables as text (what the stage prints); computed: pairs computed this run.
     """
 
     pairs: pl.DataFrame
     per_class: pl.DataFrame
     per_group: pl.DataFrame
+    groups: pl.DataFrame
     metrics: dict[str, Any]
     plots: dict[str, pl.DataFrame]
     categories: str
@@ -105,7 +110,8 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
     greedy = {"order": order, "accuracy": ensemble_curve(lambda m: np.load(preds.probs[m], mmap_mode="r"), preds.labels,
                                                          order)}
     tables = category_tables(frame, table.draws, table.zoo)
-    split = image_split(preds.correct, preds.labels, num_classes=int(np.load(preds.probs[0], mmap_mode="r").shape[1]))
+    num_classes = int(np.load(preds.probs[0], mmap_mode="r").shape[1])
+    split = image_split(preds.correct, preds.labels, num_classes=num_classes)
     metrics = study_metrics(frame, table.draws, table.zoo, tables, table.per_class, greedy, ids,
                             matched_band=settings.matched_band, n_boot=settings.n_boot, strongest=settings.strongest,
                             lint=[w.message for w in lint_zoo(study)])
@@ -115,5 +121,9 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
     per_group = group_table(table.per_class, settings.class_groups)
     if len(per_group):
         metrics["class_groups"] = _group_summary(frame, per_group, settings.class_groups)
-    plots = plot_frames(frame, tables, greedy, ids) | {"partner_gain": ordered_partners(frame)}
-    return EnsembleTables(frame, table.per_class, per_group, metrics, plots, format_categories(tables), computed)
+    groups, metrics["subgroups"], gap_plot = subgroup_tables(
+        preds.correct, preds.labels, models=ids, base=study.base, groups=settings.class_groups,
+        num_classes=num_classes, teachers=teacher_of(study.models), per_group=per_group, **boot)
+    plots = plot_frames(frame, tables, greedy, ids) | {"partner_gain": ordered_partners(frame), "subgroup_gap": gap_plot}
+    return EnsembleTables(frame, table.per_class, per_group, groups, metrics, plots, format_categories(tables),
+                          computed)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from zooscope.report.changes import changes_section
 from zooscope.report.data import ReportData, load_report_data
+from zooscope.report.group_sections import subgroups_section
 from zooscope.report.mistake_sections import mistake_sections
 from zooscope.report.provenance import provenance
 from zooscope.report.shift_sections import shift_sections
@@ -32,7 +33,7 @@ SectionBuilder = Callable[[ReportData], list[Section]]
 #: The report's section builders, in page order.
 BUILDERS: tuple[SectionBuilder, ...] = (
     summary_section, changes_section, categories_section, models_section, calibration_section, ensembles_section,
-    image_split_section, heatmap_sections, pairs_section, specialisation_section,
+    image_split_section, heatmap_sections, pairs_section, specialisation_section, subgroups_section,
     complementary_section, partners_section, consensus_errors_section, mistake_sections, shift_sections,
 )
 

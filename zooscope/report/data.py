@@ -110,6 +110,8 @@ class ReportData:
         study_metrics: ``metrics/study.json`` (per-category tables, findings, greedy curve, best partners).
         pairs: ``artifacts/pairs.parquet`` (one row per pair). per_class: ``artifacts/pairs_per_class.parquet``.
         per_group: ``artifacts/pairs_per_group.parquet`` (per pair and group of classes), when given.
+        groups: ``artifacts/groups.parquet`` (per model and group of classes or single class: accuracy, the gap to
+            the base, a distilled model against its teacher), when given.
         predictions: every model's eval predictions, aligned (pred [n_models, n], labels, sample ids).
         classes: class names, index = label. split_sizes: samples per split.
         images: sample id -> PIL image of that eval sample (None: no thumbnails).
@@ -135,6 +137,7 @@ class ReportData:
     changes: Any = None
     mistakes: MistakesData | None = None
     per_group: pl.DataFrame | None = None
+    groups: pl.DataFrame | None = None
     mixes: pl.DataFrame | None = None
     shift: ShiftData | None = None
     reliability: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -160,12 +163,14 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
                      per_class: str | Path, predictions: str | Path, thumbnails: bool = True,
                      changes: Any = None, mistakes: str | Path | None = None,
                      mistakes_metrics: str | Path | None = None, per_group: str | Path | None = None,
-                     mixes: str | Path | None = None, shift: ShiftData | None = None) -> ReportData:
+                     mixes: str | Path | None = None, groups: str | Path | None = None,
+                     subgroup_plot: str | Path | None = None, shift: ShiftData | None = None) -> ReportData:
     """Read the report's inputs. With ``thumbnails``, the dataset is loaded for its images and class
     names (``zooscope.data.datasets``); otherwise class names are the label numbers. ``mistakes`` (the
     mistakes stage's folder) and ``mistakes_metrics`` (its metrics file) add the mistakes sections; ``per_group`` and
-    ``mixes`` (the similarity stage's feature mixes) add their figures; ``shift`` (:func:`load_shift`) the shift
-    section."""
+    ``mixes`` (the similarity stage's feature mixes) add their figures; ``groups`` (the ensemble stage's per-model
+    group table) adds the subgroups section, whose figure's data file is ``subgroup_plot`` (cited, not read);
+    ``shift`` (:func:`load_shift`) the shift section."""
     ids = list(study.models)
     preds = read_predictions(predictions, ids)
     classes: tuple[str, ...]
@@ -184,7 +189,8 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
     artifacts = {"model_metrics": f"{model_metrics}/<model>.json", "study_metrics": str(study_metrics),
                  "pairs": str(pairs), "per_class": str(per_class), "predictions": f"{predictions}/<model>/{PREDICTIONS}",
                  "probs": f"{predictions}/<model>/{PROBS}",
-                 "dataset": f"dataset {study.dataset.source}", "mixes": str(mixes)}
+                 "dataset": f"dataset {study.dataset.source}", "mixes": str(mixes), "per_group": str(per_group),
+                 "groups": str(groups), "subgroup_plot": str(subgroup_plot)}
     if (mistakes is None) != (mistakes_metrics is None):
         raise ValueError("give both the mistakes folder and its metrics file, or neither")
     loaded = None
@@ -200,7 +206,8 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
                       per_class=pl.read_parquet(per_class), predictions=preds, classes=classes,
                       split_sizes=split_sizes, images=images, artifacts=artifacts, changes=changes,
                       mistakes=loaded, per_group=pl.read_parquet(per_group) if per_group is not None else None,
-                      mixes=pl.read_parquet(mixes) if mixes is not None else None, shift=shift, reliability=bins)
+                      mixes=pl.read_parquet(mixes) if mixes is not None else None, shift=shift, reliability=bins,
+                      groups=pl.read_parquet(groups) if groups is not None else None)
 
 
 @dataclass(frozen=True)

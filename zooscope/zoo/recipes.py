@@ -1,7 +1,8 @@
 """Training recipes for the embedded zoo (``source: recipe:<name>``).
 
 Each recipe trains a network built by :mod:`zooscope.zoo.arch` on the dataset's train split (or the
-disjoint subset), seeded by ``tags.seed`` so the same params give the same weights on the CPU:
+disjoint subset; ``train.imbalance`` keeps a seeded share of one class's samples),
+seeded by ``tags.seed`` so the same params give the same weights on the CPU:
 
 - ``supervised``: cross-entropy (label smoothing, AdamW or SGD-Nesterov, one-cycle / cosine / constant LR,
   optional shift / flip / erase augmentation).
@@ -18,17 +19,18 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zooscope.config import (Augment, AutoencoderTrain, DistillTrain, ModelSpec, SimCLRTrain, SupervisedTrain,
-                             recipe_train_options)
+from zooscope.config import (Augment, AutoencoderTrain, DistillTrain, Imbalance, ModelSpec, SimCLRTrain,
+                             SupervisedTrain, recipe_train_options)
 from zooscope.data.datasets import Dataset
 from zooscope.data.transforms import native_preprocess, native_tensor
 from zooscope.zoo.arch import build_arch
 
-__all__ = ["train_recipe", "augment_batch"]
+__all__ = ["train_recipe", "augment_batch", "imbalanced"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -117,7 +119,33 @@ def _fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, opts: Any, *, loss_
             "train_samples": n}
 
 
-def _train_tensors(dataset: Dataset, subset: str, preprocess: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+def imbalanced(positions: np.ndarray, labels: np.ndarray, imbalance: Imbalance, *, num_classes: int) -> np.ndarray:
+    """The training positions without the dropped samples of ``imbalance.label``: of its ``k`` samples,
+    ``max(1, round(keep * k))`` stay, drawn without replacement by ``numpy.random.default_rng(seed)``; the order of
+    ``positions`` is kept.
+
+    Args:
+        positions: int [n], the subset's positions in the dataset; labels: int [n], their labels.
+
+    Raises:
+        ValueError: the label is not a class of the dataset, or the subset has no sample of it.
+    """
+    if imbalance.label >= num_classes:
+        raise ValueError(f"train.imbalance.label: class {imbalance.label} does not exist; the dataset has classes "
+                         f"0..{num_classes - 1}")
+    rare = np.flatnonzero(labels == imbalance.label)
+    if not len(rare):
+        raise ValueError(f"train.imbalance.label: the training subset has no sample of class {imbalance.label}")
+    kept = np.random.default_rng(imbalance.seed).choice(rare, size=max(1, round(imbalance.keep * len(rare))),
+                                                        replace=False)
+    keep = np.ones(len(positions), bool)
+    keep[rare] = False
+    keep[kept] = True
+    return positions[keep]
+
+
+def _train_tensors(dataset: Dataset, subset: str, preprocess: dict[str, Any],
+                   imbalance: Imbalance | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     if dataset.images is None:
         raise ValueError(f"{dataset.name}: recipe models train on in-memory datasets (fashion-mnist, digits, torchvision)")
     pos = dataset.split(subset)
@@ -127,6 +155,8 @@ def _train_tensors(dataset: Dataset, subset: str, preprocess: dict[str, Any]) ->
             f"{len(dataset.split('train'))}; set dataset.train_size so that train + calibration (+ eval) "
             "leave another train_size samples"
         )
+    if imbalance is not None:
+        pos = imbalanced(pos, dataset.labels[pos], imbalance, num_classes=dataset.num_classes)
     return native_tensor(dataset.images[pos], preprocess), torch.from_numpy(dataset.labels[pos])
 
 
@@ -158,7 +188,7 @@ def _supervised(spec: Any, opts: SupervisedTrain, dataset: Dataset, pre: dict, s
     chans, size, _ = dataset.image_shape
     torch.manual_seed(seed)
     model = build_arch(spec.arch, in_chans=chans, image_size=size, num_classes=dataset.num_classes)
-    x, y = _train_tensors(dataset, opts.subset, pre)
+    x, y = _train_tensors(dataset, opts.subset, pre, opts.imbalance)
     g = torch.Generator().manual_seed(seed)
     summary = _fit(model, x, y, opts, loss_fn=_supervised_loss(opts, _background(pre)), generator=g,
                    desc=desc, progress=progress)
@@ -178,7 +208,7 @@ def _recipe_distill(spec: ModelSpec, opts: DistillTrain, dataset: Dataset, pre: 
     seed = int(spec.tags.seed)
     torch.manual_seed(seed)
     model = build_arch(spec.arch, in_chans=chans, image_size=size, num_classes=dataset.num_classes)
-    x, y = _train_tensors(dataset, opts.subset, pre)
+    x, y = _train_tensors(dataset, opts.subset, pre, opts.imbalance)
     g = torch.Generator().manual_seed(seed)
     loss = _supervised_loss(opts, _background(pre), teacher=teacher, kd=opts)
     summary = _fit(model, x, y, opts, loss_fn=loss, generator=g, desc="distill", progress=progress)
@@ -215,7 +245,7 @@ def _fit_encoder(encoder: nn.Module, head: tuple[str, nn.Module], loss_fn: LossF
     """Train ``encoder`` with a named ``head`` (``model[name]`` in ``loss_fn``) that is dropped afterwards;
     the batch order is drawn from ``seed``."""
     both = nn.ModuleDict({"encoder": encoder, head[0]: head[1]})
-    x, y = _train_tensors(dataset, opts.subset, pre)
+    x, y = _train_tensors(dataset, opts.subset, pre, opts.imbalance)
     summary = _fit(both, x, y, opts, loss_fn=loss_fn, generator=torch.Generator().manual_seed(seed), desc=desc,
                    progress=progress)
     return encoder.eval(), summary
