@@ -1,4 +1,4 @@
-"""shift: the zoo on the shifted sets against the same eval images clean (docs/science.md section 8). Writes
+"""shift: the zoo on the shifted sets against the same eval images clean (docs/science.md section 9). Writes
 ``--table`` (parquet, per model and set: top1, nll, ece, effective robustness), ``--pairs`` (parquet, per pair and
 set: category, kappa, ensemble gain; ``mean`` is the mean over the shifted sets), ``--examples`` (uint8, the first
 eval images clean and under each set, for the report), ``--samples`` (parquet: the corrupted eval samples'

@@ -32,6 +32,8 @@ def work(args) -> None:
                                 f"run predict@{mid} first")
     temperature = metrics.get("temperature")
     summary: dict = {"temperature": temperature, "sets": {}}
+    cache = Path(args.cache) / mid
+    cache.mkdir(parents=True, exist_ok=True)  # a DVC output, even when the study declares no set
     if sets:
         use_threads(study)
         dataset = load_dataset(study.dataset)
@@ -46,7 +48,7 @@ def work(args) -> None:
         positions = shift_positions(dataset, size=settings.eval_size, seed=settings.seed)
         logits, computed = shifted_logits(load_network(card["builder"], str(model_dir / WEIGHTS)), dataset, positions,
                                           sets, preprocess=card["preprocess"], probe=probe, settings=study.embed,
-                                          seed=settings.seed, device=device, identity=identity, cache=Path(args.cache) / mid,
+                                          seed=settings.seed, device=device, identity=identity, cache=cache,
                                           progress=not args.no_progress, desc=f"shifted {mid}")
         labels = dataset.labels[positions]
         for name, lg in logits.items():

@@ -273,7 +273,8 @@ def test_diffs_across_two_commits_show_exactly_the_changes(grown, tmp_path):
     study["models"]["cnn_b"]["train"] = {**study["models"]["cnn_b"]["train"], "lr": 0.02}
     write_study(work / "params.yaml", study)
     out = dvc(work, "repro").stdout
-    assert {s for s in ran_stages(out) if "@" in s} == {f"{s}@cnn_b" for s in ("fetch", "embed", "probe", "predict")}
+    assert {s for s in ran_stages(out) if "@" in s} == {f"{s}@cnn_b" for s in ("fetch", "embed", "probe", "predict",
+                                                                                "shifted")}
     _commit(work, "cnn_b: another learning rate")
 
     # dvc metrics diff: the added model, then the changed one, and nothing else per model

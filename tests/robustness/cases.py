@@ -137,6 +137,15 @@ PARAMS = [
     Case("thumbnails as text", "report.thumbnails", _set("report", "thumbnails", "many")),
     Case("an unknown embed device", "embed.device", _set("embed", "device", "tpu")),
     Case("an id that is a number", "models.12.[key]: Input should be a valid string", text=_GOOD.replace("  cnn_b:", "  12:", 1)),
+    Case("an unknown corruption", "shift.corruptions: unknown corruption 'fog'; known: gaussian_noise",
+         _set("shift", "corruptions", {"fog": [1]})),
+    Case("a corruption severity of 6", "corruption rotate: severities must be distinct values of [1, 2, 3, 4, 5], got [6]",
+         _set("shift", "corruptions", {"rotate": [6]})),
+    Case("a corruption without severities", "corruption jpeg: severities must be distinct values",
+         _set("shift", "corruptions", {"jpeg": []})),
+    Case("a negative shift seed", "shift.seed", _set("shift", "seed", -1)),
+    Case("corruptions of an image folder kept in files", "shift.corruptions corrupt the images held in memory",
+         _set("dataset", {"source": "imagefolder:/tmp", "seed": 0})),
 ]
 
 #: Studies whose file is valid but whose dataset cannot give what they ask: `zooscope validate` reads the dataset,

@@ -34,10 +34,10 @@ def test_a_study_without_settings_runs_and_an_added_probe_section_re_runs_what_u
     study = {"dataset": TINY_STUDY["dataset"], "base": "cnn_a",
              "models": {mid: TINY_STUDY["models"][mid] for mid in ("cnn_a", "mlp")}}
     repo = make_repo(tmp_path / "repo", study)
-    per_model = ("fetch", "embed", "probe", "predict")
+    per_model = ("fetch", "embed", "probe", "predict", "shifted")
     assert set(ran_stages(dvc(repo, "repro").stdout)) == {
         "inputs", *(f"{s}@{m}" for s in per_model for m in ("cnn_a", "mlp")), "similarity", "ensemble", "mistakes",
-        "report"}
+        "shift", "report"}
     resolved = json.loads((repo / SETTINGS).read_text())
     assert resolved["probe"] == PROBE_DEFAULTS and resolved["threads"] == 1
     assert locked_params(repo, "probe@mlp", "probe") == PROBE_DEFAULTS  # the values used, defaults included
@@ -53,9 +53,11 @@ def test_a_study_without_settings_runs_and_an_added_probe_section_re_runs_what_u
     diff = json.loads(dvc(repo, "params", "diff", "--json", "--targets", SETTINGS).stdout)
     assert diff == {SETTINGS: {"probe.knn_k": {"old": 20, "new": 3, "diff": -17}}}  # against the commit: the value used
     # then what reads their outputs: predict (probe.json's k-NN accuracy goes to metrics/models/<id>.json), mistakes
-    # (the probe folders), report (metrics/models); not ensemble (predictions and similarity.parquet stay the same)
+    # (the probe folders), report (metrics/models), shifted (the probe folders, and metrics/models for the
+    # temperature: the same, so its outputs and shift's stay); not ensemble (predictions and similarity.parquet stay)
     assert sorted(ran_stages(dvc(repo, "repro").stdout)) == [
-        "mistakes", "predict@cnn_a", "predict@mlp", "probe@cnn_a", "probe@mlp", "report", "similarity"]
+        "mistakes", "predict@cnn_a", "predict@mlp", "probe@cnn_a", "probe@mlp", "report", "shifted@cnn_a",
+        "shifted@mlp", "similarity"]
     assert locked_params(repo, "probe@mlp", "probe") == {**PROBE_DEFAULTS, "knn_k": 3}
     assert locked_params(repo, "embed@mlp", "embed") == {"batch_size": 256, "device": "auto", "num_workers": 0,
                                                          "precision": "auto"}

@@ -137,7 +137,7 @@ class MistakesSettings(Strict):
 
 
 class ShiftSettings(Strict):
-    """The ``shifted`` and ``shift`` stages: the zoo on shifted eval sets (docs/science.md 8)."""
+    """The ``shifted`` and ``shift`` stages: the zoo on shifted eval sets (docs/science.md 9)."""
 
     corruptions: dict[str, tuple[int, ...]] = Field(
         default_factory=dict, description="corruption -> severities (1 to 5): one shifted set per pair, the eval "

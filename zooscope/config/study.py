@@ -106,6 +106,14 @@ class Study(Strict):
         return self
 
     @model_validator(mode="after")
+    def _pixels_for_corruptions(self) -> Study:
+        """Corruptions apply to the images held in memory, which an image folder has only at ``dataset.image_size``."""
+        if self.shift.corruptions and self.dataset.source.startswith("imagefolder:") and self.dataset.image_size is None:
+            raise ValueError("shift.corruptions corrupt the images held in memory, and an image folder has none: set "
+                             "dataset.image_size (e.g. 224) to decode it at that size, or leave shift.corruptions empty")
+        return self
+
+    @model_validator(mode="after")
     def _pixels_for_recipes(self) -> Study:
         """Recipe architectures (trained here, or ``file:`` weights of one) are built for the dataset's own pixels,
         which an image folder has in memory only when ``dataset.image_size`` says at what size."""

@@ -1,4 +1,4 @@
-"""The report's section on the zoo off the test set (docs/science.md section 8), from the shift stage's outputs:
+"""The report's section on the zoo off the test set (docs/science.md section 9), from the shift stage's outputs:
 accuracy on the corrupted sets against the same images clean with the zoo's probit line (effective robustness),
 each model's corruption errors relative to the base, the accuracy of every model on every set, whether pairs'
 errors stay as (in)consistent as on clean images, and what each corruption does to an image."""

@@ -1,4 +1,4 @@
-"""The zoo off the test set (docs/science.md section 8): seeded corruptions of the eval images (corruptions), the
+"""The zoo off the test set (docs/science.md section 9): seeded corruptions of the eval images (corruptions), the
 shifted sets a study declares (sets), one model's predictions on them (predict: the ``shifted@<model>`` stage),
 effective robustness and corruption errors (robustness), and the zoo-wide tables of the ``shift`` stage (tables)."""
 

@@ -1,4 +1,4 @@
-"""Synthetic corruptions of images, seeded, at five severities (docs/science.md section 8).
+"""Synthetic corruptions of images, seeded, at five severities (docs/science.md section 9).
 
 The families and most of their severity constants follow ImageNet-C (Hendrycks & Dietterich, ICLR 2019: the
 noises, contrast, brightness, JPEG, pixelate) and MNIST-C (Mu & Gilmer, 2019: rotate, shear, translate), as they

@@ -1,4 +1,4 @@
-"""Robustness of a zoo across shifted sets (docs/science.md section 8): effective robustness, the distance of a
+"""Robustness of a zoo across shifted sets (docs/science.md section 9): effective robustness, the distance of a
 model's shifted accuracy from the line the zoo draws in probit space (Taori et al., NeurIPS 2020), and the mean
 corruption error relative to the base model (Hendrycks & Dietterich, ICLR 2019)."""
 

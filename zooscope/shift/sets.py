@@ -44,10 +44,10 @@ def shift_positions(dataset: Dataset, *, size: int | None, seed: int) -> np.ndar
 def shifted_dataset(dataset: Dataset, positions: np.ndarray, shifted: ShiftedSet, *, seed: int) -> Dataset:
     """The eval images at ``positions`` under ``shifted``'s corruption, as a dataset whose ``eval`` split is all of it
     (its labels and sample ids are the originals'), ready for a model's own preprocessing."""
-    if dataset.images is None:
+    if dataset.images is None:  # the schema refuses such a study; a dataset built by hand may still get here
         raise ValueError(f"shift.corruptions: {dataset.name} keeps its images in files, and corruptions apply to images "
                          "held in memory (fashion-mnist, digits, torchvision sets, or an image folder with "
-                         "dataset.image_size); leave shift.corruptions empty for this dataset")
+                         "dataset.image_size)")
     images = corrupt(np.asarray(dataset.images[positions]), name=shifted.corruption, severity=shifted.severity,
                      seed=seed)
     return Dataset(name=f"{dataset.name} ({shifted.name})", classes=dataset.classes,
