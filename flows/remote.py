@@ -146,12 +146,12 @@ def publish_stage(root: Path, stage: str, *, remote: str | None, emit: Emit) -> 
     from dvc.exceptions import DvcException
 
     with open_repo(root, label=stage, emit=emit) as dvc_repo:
-        if dvc_repo.status(targets=[stage]):
-            return True
         try:
+            if dvc_repo.status(targets=[stage]):
+                return True
             dvc_repo.push(targets=[stage], remote=remote)
         except DvcException as err:
-            raise StageFailed(f"stage {stage}: could not push its outputs to the DVC remote "
+            raise StageFailed(f"stage {stage}: could not check it or push its outputs to the DVC remote "
                               f"{remote or '(default)'}: {err}") from err
     return False
 

@@ -171,17 +171,16 @@ class _Clones:
             if not publish_stage(root, stage, remote=self.remote, emit=emit):
                 return "up to date"
             work = handoff(root, stage, upstream=self.graph[stage], roots=self.roots, emit=emit)
-        except StageFailed as err:
+        except (StageFailed, DvcLockError) as err:
             self.logger.error("%s", err)
             return "failed"
         return run_stage_in_clone.submit(stage, work, self.remote)
 
     def settle(self, stage: str, future, root: Path) -> str:
         if not future.state.is_completed():
+            self.logger.error("%s: %s", stage, future.state.message)
             return "failed"
         result = future.result()
-        if not isinstance(result, dict):  # an upstream-failed stand-in
-            return "failed"
         try:
             adopt(root, stage, result, remote=self.remote, emit=self.logger.info)
         except StageFailed as err:

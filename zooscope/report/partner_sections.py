@@ -20,6 +20,11 @@ def _rho(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
 
+def _defined(value: float | None) -> float:
+    """A mean Spearman for comparisons: an undefined one (None) below every defined one, 0.0 a number like any."""
+    return -2.0 if value is None else value
+
+
 def _share(value: float) -> str:
     return f"{100 * value:.0f}%"
 
@@ -35,7 +40,7 @@ def partners_section(data: ReportData) -> list[Section]:
     scatter = figures.category_scatter(100 * rows["predicted_gain"].to_numpy(), 100 * rows["gain"].to_numpy(),
                                        rows["category"].to_list(), xlabel="gain predicted without labels (points)",
                                        ylabel="measured ensemble gain (points)", hline=0.0)
-    baselines = sorted(results["baselines"].items(), key=lambda kv: -(kv[1]["spearman_mean"] or -2))
+    baselines = sorted(results["baselines"].items(), key=lambda kv: -_defined(kv[1]["spearman_mean"]))
     best_feature, best = baselines[0]
     answer = (f"Which partner should I add before I have labels? Rank the candidates by the gain predicted from "
               f"label-free features (top-1 disagreement, top-5 overlap, CKA, mutual k-NN, the two confidences). With "
@@ -45,7 +50,7 @@ def partners_section(data: ReportData) -> list[Section]:
               f"{_share(summary['hit_rate'])} of the models, against {_share(summary['chance'])} by chance. The best "
               f"single feature, {_FEATURE_NAMES[best_feature]}, has a mean Spearman of {_rho(best['spearman_mean'])} "
               f"and a hit rate of {_share(best['hit_rate'])}: on this zoo the fitted prediction orders partners "
-              f"{'better than' if (summary['spearman_mean'] or -2) > (best['spearman_mean'] or -2) else 'no better than'} "
+              f"{'better than' if _defined(summary['spearman_mean']) > _defined(best['spearman_mean']) else 'no better than'} "
               "that feature alone.")
     note = (f"These numbers speak for these {n} models on these eval images: {n} held-out rankings of "
             f"{n - 1} partners each, whose fits share most of their pairs, so they are not independent"

@@ -15,13 +15,17 @@ from torch import nn
 
 from zooscope.config import EmbedSettings
 from zooscope.data.datasets import Dataset
+from zooscope.data import transforms
 from zooscope.data.transforms import iter_batches
+from zooscope.models import embed as embed_code
 from zooscope.models import extract, pick_dtype
+from zooscope.models import probe as probe_code
 from zooscope.models.calibration import ece, nll, softmax
 from zooscope.models.probe import LinearProbe
 from zooscope.paircache import cached_arrays, code_digest, digest
 from zooscope.shift import corruptions, sets
 from zooscope.shift.sets import ShiftedSet, shifted_dataset
+from zooscope.zoo import embedding as embedding_code
 
 __all__ = ["shifted_logits", "set_predictions"]
 
@@ -46,13 +50,14 @@ def shifted_logits(model: nn.Module, dataset: Dataset, positions: np.ndarray, sh
     Args:
         positions: the eval positions the sets corrupt (:func:`zooscope.shift.sets.shift_positions`).
         probe: the headless model's probe (its logits on the set's embeddings), or None for the model's head.
-        identity: what the logits depend on besides the set and this code (the weights' and probe's hashes, the
-            preprocessing, the device, threads): part of every key.
+        identity: what the logits depend on besides the set, the images and the code that corrupts and embeds them
+            (the weights' and probe's hashes, the preprocessing, the device, threads): part of every key.
     """
-    ids = _ids_digest(dataset.sample_ids[positions])
-    code = code_digest(corruptions, sets, sys.modules[__name__])
-    keys = {s: digest("shifted", code, dict(identity), s.corruption, s.severity, seed, ids,
-                      settings.batch_size, settings.precision) for s in shifted}
+    images = _digest(np.asarray(dataset.images[positions])) if dataset.images is not None else None
+    code = code_digest(corruptions, sets, sys.modules[__name__], transforms, embed_code, probe_code, embedding_code)
+    keys = {s: digest("shifted", code, dict(identity), s.corruption, s.severity, seed, images,
+                      _digest(dataset.sample_ids[positions]), settings.batch_size, settings.precision)
+            for s in shifted}
 
     def compute(s: ShiftedSet) -> dict[str, np.ndarray]:
         data = shifted_dataset(dataset, positions, s, seed=seed)
@@ -63,10 +68,12 @@ def shifted_logits(model: nn.Module, dataset: Dataset, positions: np.ndarray, sh
     return {s.name: np.asarray(got[s]["logits"]) for s in shifted}, computed
 
 
-def _ids_digest(sample_ids: np.ndarray) -> str:
+def _digest(array: np.ndarray) -> str:
+    """sha256 of an array's shape, dtype and bytes."""
     import hashlib
 
-    return hashlib.sha256(np.ascontiguousarray(sample_ids, dtype=np.int64).tobytes()).hexdigest()
+    array = np.ascontiguousarray(array)
+    return hashlib.sha256(f"{array.shape}|{array.dtype}|".encode() + array.tobytes()).hexdigest()
 
 
 def set_predictions(logits: np.ndarray, labels: np.ndarray, *, temperature: float | None,

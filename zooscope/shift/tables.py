@@ -56,9 +56,11 @@ class ShiftTables:
     samples: pl.DataFrame
 
 
-def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
+def _clean_quality(probs: np.ndarray, labels: np.ndarray, *, bins: int) -> dict[str, float]:
+    """NLL and ECE on the clean images, from the predict stage's float32 probabilities (a probability that rounded
+    to 0 counts as the smallest positive float); the shifted sets' come from their logits (``shifted.json``)."""
     p = probs[np.arange(len(labels)), labels].astype(np.float64)
-    return float(-np.log(np.maximum(p, np.finfo(np.float64).tiny)).mean())
+    return {"nll": float(-np.log(np.maximum(p, np.finfo(np.float64).tiny)).mean()), "ece": ece(probs, labels, bins=bins)}
 
 
 def _pairs(probs: list[np.ndarray], labels: np.ndarray, ids: list[str], cards: dict[str, dict]) -> list[dict[str, Any]]:
@@ -70,7 +72,7 @@ def _pairs(probs: list[np.ndarray], labels: np.ndarray, ids: list[str], cards: d
     rows = []
     for a, b in unordered_pairs(ids):
         i, j = index[a], index[b]
-        ens = float(((probs[i] + probs[j]).argmax(1) == labels).mean())
+        ens = float(((probs[i].astype(np.float64) + probs[j]).argmax(1) == labels).mean())
         rows.append({"model_a": a, "model_b": b, "category": pair_category(cards[a]["tags"], cards[b]["tags"]),
                      "kappa": float(kappa[i, j]), "gain": ens - max(acc[i], acc[j])})
     return rows
@@ -120,10 +122,17 @@ def shift_tables(study: Study, dataset: Dataset, *, models: str | Path, predicti
     for s in sets:
         probs[s.name] = [np.load(shifted_file(Path(shifted) / mid, s.name), mmap_mode="r") for mid in ids]
     summaries = {mid: read_json(Path(shifted) / mid / SHIFTED_SUMMARY) for mid in ids}
+    for i, mid in enumerate(ids):
+        missing = [s.name for s in sets if s.name not in summaries[mid]["sets"]]
+        wrong = [s.name for s in sets if len(probs[s.name][i]) != len(labels)]
+        if missing or wrong:
+            raise ValueError(f"{shifted}/{mid}: the shifted predictions do not match shift in the study (sets "
+                             f"{', '.join(missing + wrong)}); re-run shifted@{mid}")
 
     acc = np.array([[float((p.argmax(1) == labels).mean()) for p in probs[name]] for name in names]).T  # [m, 1 + k]
-    model_rows = [{"model": mid, "set": name, "top1": acc[i, j], "nll": _nll(probs[name][i], labels),
-                   "ece": ece(probs[name][i], labels, bins=study.predict.ece_bins)}
+    model_rows = [{"model": mid, "set": name, "top1": acc[i, j],
+                   **(_clean_quality(probs[name][i], labels, bins=study.predict.ece_bins) if name == CLEAN else
+                      {k: summaries[mid]["sets"][name][k] for k in ("nll", "ece")})}
                   for j, name in enumerate(names) for i, mid in enumerate(ids)]
     robust: dict[str, Any] = {}
     if sets:
