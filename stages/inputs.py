@@ -5,7 +5,8 @@ included), which the other stages read and whose sections DVC tracks as their pa
 value it uses changes, a changed default included; each model's resolved entry is a file of its own, in the folder
 of the same name (``artifacts/settings/<id>.json``), which that model's ``fetch`` depends on. Writes
 ``<out>/models/<id>`` for each model (a link to its ``file:`` checkpoint or ``pretrained_file``, else a note) and
-``<out>/dataset`` (a link to the dataset's folder: the Fashion-MNIST root, an image folder). The stages that read
+``<out>/dataset`` (a link to the dataset's folder: the Fashion-MNIST root, an image folder) and
+``<out>/shifts/<name>`` for each shifted folder of ``shift.folders`` (a note when there is none). The stages that read
 them list these links as dependencies, so a checkpoint or an image folder whose contents change re-runs exactly
 the stages that read it, and ``dvc status`` says so."""
 
@@ -36,7 +37,12 @@ def work(args) -> None:
             raise FileNotFoundError(f"{args.params}: dataset {study.dataset.source!r}: the folder {root} does not exist "
                                     f"({'dataset.source' if study.dataset.source.startswith('imagefolder:') else FASHION_MNIST_HINT})")
         root.mkdir(parents=True)  # torchvision downloads into it: the link follows what arrives
-    link_inputs(args.out, inputs | {"dataset": root})
+    shifts = {f"shifts/{name}": Path(path).expanduser() for name, path in study.shift.folders.items()}
+    for name, path in shifts.items():
+        if not path.is_dir():
+            raise FileNotFoundError(f"{args.params}: shift.folders.{name.partition('/')[2]}: {path} is not a folder "
+                                    "(one sub-folder of images per class)")
+    link_inputs(args.out, inputs | {"dataset": root} | (shifts or {"shifts/none": None}))
     write_study(args.settings, study)
     local = sorted(name for name, path in inputs.items() if path)
     print(f"inputs: {len(study.models)} models ({len(local)} from local files), dataset {study.dataset.source}")

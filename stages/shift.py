@@ -30,13 +30,18 @@ def work(args) -> None:
     write_json(args.metrics, got.metrics)
     for name in PLOTS:
         write_csv(getattr(args, f"{name}_plot"), got.plots[name])
-    models = got.metrics["models"]
-    if got.metrics["sets"]:
-        print(f"shift: {len(got.metrics['sets'])} shifted sets of {got.metrics['samples']} eval images")
+    models, corrupted, folders = got.metrics["models"], got.metrics["corrupted_sets"], got.metrics["folder_sets"]
+    if corrupted:
+        print(f"shift: {len(corrupted)} corrupted sets of {got.metrics['samples']} eval images")
         print(f"  {'model':<24} {'clean':>7} {'shifted':>8} {'mCE':>6} {'rel mCE':>8} {'eff rob':>8}")
         for mid, m in models.items():
             print(f"  {mid:<24} {m['clean_top1']:7.4f} {m['mean_top1']:8.4f} {_num(m['mce']):>6} "
                   f"{_num(m['relative_mce']):>8} {_num(m['effective_robustness'], signed=True):>8}")
+    for name in folders:
+        print(f"shift: the folder {name} ({got.metrics['folders'][name]['images']} images), against the eval split")
+        for mid, m in models.items():
+            f = m["folders"][name]
+            print(f"  {mid:<24} {m['eval_top1']:7.4f} {f['top1']:8.4f} {_num(f['effective_robustness'], signed=True):>8}")
     print(got.metrics["finding"])
 
 

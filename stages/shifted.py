@@ -46,16 +46,15 @@ def work(args) -> None:
                     "probe": None if probe is None else sha256_file(probe_file), "device": device.type,
                     "threads": study.threads}
         positions = shift_positions(dataset, size=settings.eval_size, seed=settings.seed)
-        logits, computed = shifted_logits(load_network(card["builder"], str(model_dir / WEIGHTS)), dataset, positions,
+        logits, labels, computed = shifted_logits(load_network(card["builder"], str(model_dir / WEIGHTS)), dataset, positions,
                                           sets, preprocess=card["preprocess"], probe=probe, settings=study.embed,
                                           seed=settings.seed, device=device, identity=identity, cache=cache,
                                           progress=not args.no_progress, desc=f"shifted {mid}")
-        labels = dataset.labels[positions]
         for name, lg in logits.items():
-            probs, summary["sets"][name] = set_predictions(lg, labels, temperature=temperature,
+            probs, summary["sets"][name] = set_predictions(lg, labels[name], temperature=temperature,
                                                            ece_bins=study.predict.ece_bins)
             write_npy(shifted_file(out, name), probs)
-        print(f"shifted@{mid}: {len(sets)} sets of {len(positions)} images ({computed} computed, the rest cached)")
+        print(f"shifted@{mid}: {len(sets)} sets ({computed} computed, the rest cached)")
     write_json(out / SHIFTED_SUMMARY, summary)
     for name, m in summary["sets"].items():
         print(f"  {name:<20} top1 {m['top1']:.4f}  nll {m['nll']:.4f}  ece {m['ece']:.4f}")

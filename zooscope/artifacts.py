@@ -109,7 +109,8 @@ SHIFTED_SUMMARY = "shifted.json"  # shifted@<id>: per set top1, nll, ece and the
 
 
 def shifted_file(folder: str | Path, name: str) -> Path:
-    """A shifted folder's float32 [n, C] probabilities on the shifted set ``name`` (``<corruption>-<severity>``)."""
+    """A shifted folder's float32 [n, C] probabilities on the shifted set ``name`` (``<corruption>-<severity>``, or a
+    folder's name in ``shift.folders``)."""
     return Path(folder) / f"{name}.npy"
 
 

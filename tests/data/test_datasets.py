@@ -9,11 +9,12 @@ import sys
 import types
 
 import numpy as np
+from PIL import Image
 import pytest
 
 from tests.datafiles import write_fashion_mnist
 from zooscope.config import DatasetSpec
-from zooscope.data.datasets import FASHION_MNIST_CLASSES, SPLITS, load_dataset
+from zooscope.data.datasets import FASHION_MNIST_CLASSES, SPLITS, load_dataset, load_folder_like
 
 N_DIGITS = 1797
 ALL_SPLITS = (*SPLITS, "disjoint")
@@ -282,3 +283,21 @@ def _png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (3, 3)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_a_folder_of_other_classes_is_refused_in_one_line(tmp_path, digits):
+    (tmp_path / "cat").mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "cat" / "a.png")
+    with pytest.raises(ValueError, match=r"shift.folders.x: .*: class folders cat are not classes of digits"):
+        load_folder_like(digits, tmp_path, what="shift.folders.x")
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        load_folder_like(digits, tmp_path / "missing", what="shift.folders.x")
+
+
+def test_a_folder_is_decoded_as_the_dataset_holds_its_images(tmp_path, digits):
+    for label, pos in ((3, 0), (7, 1)):
+        (tmp_path / str(label)).mkdir()
+        Image.fromarray(np.full((16, 16), 10 * label, np.uint8)).save(tmp_path / str(label) / f"{pos}.png")
+    got = load_folder_like(digits, tmp_path, what="shift.folders.x")
+    assert got.labels.tolist() == [3, 7] and got.images.shape == (2, 8, 8) and got.images.dtype == np.uint8
+    assert got.images[0].tolist() == np.full((8, 8), 30).tolist() and got.paths is None

@@ -144,6 +144,8 @@ PARAMS = [
     Case("a corruption without severities", "corruption jpeg: severities must be distinct values",
          _set("shift", "corruptions", {"jpeg": []})),
     Case("a negative shift seed", "shift.seed", _set("shift", "seed", -1)),
+    Case("a folder set named like a corrupted set", "folder set 'v2-3': a name takes letters, digits and '_'",
+         _set("shift", "folders", {"v2-3": "/tmp"})),
     Case("corruptions of an image folder kept in files", "shift.corruptions corrupt the images held in memory",
          _set("dataset", {"source": "imagefolder:/tmp", "seed": 0})),
 ]

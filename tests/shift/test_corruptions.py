@@ -91,3 +91,4 @@ def test_bad_requests_are_refused_in_one_line():
         corrupt(GREY, name="contrast", severity=6, seed=0)
     with pytest.raises(ValueError, match=r"expected uint8 images"):
         corrupt(GREY.astype(np.float32), name="contrast", severity=1, seed=0)
+

@@ -100,5 +100,47 @@ def test_adding_a_set_reruns_the_shift_stages_only_and_computes_that_set_only(st
     out = dvc(work, "repro").stdout
     models = list(TINY_STUDY["models"])
     assert sorted(ran_stages(out)) == sorted(["inputs", *(f"shifted@{m}" for m in models), "shift", "report"])
-    assert out.count("3 sets of 120 images (1 computed, the rest cached)") == len(models)
+    assert out.count("3 sets (1 computed, the rest cached)") == len(models)
     assert json.loads((work / "metrics/shift.json").read_text())["sets"] == [*SETS, "contrast-4"]
+
+
+def test_a_shifted_folder_is_fed_through_every_model_and_set_against_the_eval_split(studied, tmp_path):
+    """An image folder of the dataset's classes (here the first 60 eval digits mirrored, as PNGs under class folders
+    named by index) is a shifted set: each model's top-1 on it recounted from its files, its effective robustness
+    against a hand fit on the eval split's top-1, and only what reads it re-runs."""
+    from PIL import Image
+
+    work = tmp_path / "work"
+    shutil.copytree(studied[0], work, symlinks=True)
+    data = _dataset()
+    pos = data.split("eval")[:60]
+    folder = tmp_path / "mirrored"
+    for i, p in enumerate(pos):
+        (folder / str(data.labels[p])).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(data.images[p][:, ::-1].copy()).save(folder / str(data.labels[p]) / f"{i:03d}.png")
+    study = yaml.safe_load((work / "params.yaml").read_text())
+    study["shift"]["folders"] = {"mirrored": str(folder)}
+    write_study(work / "params.yaml", study)
+    out = dvc(work, "repro").stdout
+    models = list(TINY_STUDY["models"])
+    assert sorted(ran_stages(out)) == sorted(["inputs", *(f"shifted@{m}" for m in models), "shift", "report"])
+    assert out.count("3 sets (1 computed, the rest cached)") == len(models)
+
+    metrics = json.loads((work / "metrics/shift.json").read_text())
+    assert metrics["folder_sets"] == ["mirrored"] and metrics["folders"]["mirrored"]["images"] == 60
+    assert metrics["corrupted_sets"] == SETS  # the mean and mCE stay the corrupted sets'
+    # the folder's labels are its class folders' (sorted by folder name, then file name)
+    labels = np.concatenate([[c] * len(list((folder / str(c)).glob("*.png"))) for c in sorted(
+        {int(p.name) for p in folder.iterdir()}, key=str)])
+    eval_top1, top1 = {}, {}
+    for mid in models:
+        clean = pl.read_parquet(work / f"artifacts/predictions/{mid}/eval.parquet")
+        eval_top1[mid] = clean["correct"].mean()
+        top1[mid] = np.mean(np.load(work / f"artifacts/shifted/{mid}/mirrored.npy").argmax(1) == labels)
+        assert metrics["models"][mid]["folders"]["mirrored"]["top1"] == pytest.approx(top1[mid])
+    x = norm.ppf(np.clip([eval_top1[m] for m in models], 1 / 120, 1 - 1 / 120))
+    y = norm.ppf(np.clip([top1[m] for m in models], 1 / 120, 1 - 1 / 120))
+    slope, intercept = np.polyfit(x, y, 1)
+    for m, expected in zip(models, np.array([top1[m] for m in models]) - norm.cdf(intercept + slope * x)):
+        assert metrics["models"][m]["folders"]["mirrored"]["effective_robustness"] == pytest.approx(expected, abs=1e-9)
+    assert "kappa on mirrored" in (work / "reports/index.html").read_text()

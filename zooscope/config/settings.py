@@ -4,12 +4,15 @@ which holds the values actually used, defaults included."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, StrictBool, field_validator
 
 from zooscope.config._errors import Strict
 from zooscope.vocab import CORRUPTIONS, SEVERITIES
+
+_SET_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 __all__ = ["EmbedSettings", "ProbeSettings", "PredictSettings", "EnsembleSettings", "SimilaritySettings",
            "ReportSettings", "MistakesSettings", "ShiftSettings"]
@@ -143,6 +146,10 @@ class ShiftSettings(Strict):
         default_factory=dict, description="corruption -> severities (1 to 5): one shifted set per pair, the eval "
                                           "images corrupted before each model's own preprocessing (names: "
                                           "zooscope.shift.corruptions.CORRUPTIONS); needs images held in memory")
+    folders: dict[str, str] = Field(
+        default_factory=dict, description="name -> an image folder of the dataset's classes (a sub-folder per class, "
+                                          "named as the class or by its index; e.g. ImageNet-V2, -Sketch, -R): a "
+                                          "shifted set of other images than the eval split's, every image of it")
     eval_size: int | None = Field(None, ge=1, description="the shifted sets corrupt this many eval images (a seeded "
                                                           "subset, the same for every set and model); null: all")
     seed: int = Field(0, ge=0, description="seed of the corruptions' noise and of the eval subset")
@@ -156,4 +163,13 @@ class ShiftSettings(Strict):
             if not severities or any(s not in SEVERITIES for s in severities) or len(set(severities)) < len(severities):
                 raise ValueError(f"corruption {name}: severities must be distinct values of {list(SEVERITIES)}, "
                                  f"got {list(severities)}")
+        return v
+
+    @field_validator("folders")
+    @classmethod
+    def _folder_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not _SET_NAME.fullmatch(name) or name in ("clean", "mean"):
+                raise ValueError(f"folder set {name!r}: a name takes letters, digits and '_' (no '-', which corrupted "
+                                 "sets' names use) and is not 'clean' or 'mean'")
         return v

@@ -207,6 +207,47 @@ def _imagefolder(spec: DatasetSpec) -> Dataset:
                    images, tuple(paths))
 
 
+def load_folder_like(dataset: Dataset, folder: str | os.PathLike, *, what: str) -> Dataset:
+    """An image folder of ``dataset``'s classes (a sub-folder per class, named as a class or by its index; some
+    classes may be missing) as a dataset whose ``eval`` split is every image, labelled as ``dataset`` labels them,
+    and held as ``dataset`` holds its images: decoded in memory at its image shape and channels when it has images
+    in memory (memoised), the files kept when it reads files. ``what`` names the setting in errors."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{what}: {root} is not a folder (expected one sub-folder per class, named as the "
+                                f"classes of {dataset.name} or by their index)")
+    index = {name: i for i, name in enumerate(dataset.classes)} | {str(i): i for i in range(dataset.num_classes)}
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = [name for name in folders if name not in index]
+    if unknown or not folders:
+        raise ValueError(f"{what}: {root}: class folders {', '.join(unknown) or '(none)'} are not classes of "
+                         f"{dataset.name}; name them as its classes ({', '.join(dataset.classes[:5])}, ...) or 0 to "
+                         f"{dataset.num_classes - 1}")
+    paths, labels = [], []
+    for name in folders:
+        files = [str(f) for f in sorted((root / name).rglob("*")) if f.suffix.lower() in _IMAGE_SUFFIXES and f.is_file()]
+        paths += files
+        labels += [index[name]] * len(files)
+    if not paths:
+        raise ValueError(f"{what}: {root} holds no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) in its class folders")
+    n = len(paths)
+    images = None
+    if dataset.images is not None:
+        from PIL import Image, ImageOps
+
+        h, w = int(dataset.images.shape[1]), int(dataset.images.shape[2])
+        mode = "L" if dataset.images.ndim == 3 else "RGB"
+
+        def decode() -> np.ndarray:
+            return np.stack([np.asarray(ImageOps.fit(open_image(p, mode=mode), (w, h), Image.Resampling.BILINEAR))
+                             for p in paths])
+
+        images = memoised("images", f"{mode}|{h}x{w}|{files_key(paths)}", decode)
+    ids = np.arange(n, dtype=np.int64)
+    return Dataset(str(root), dataset.classes, ids, np.asarray(labels, np.int64), {"eval": ids}, images,
+                   tuple(paths) if dataset.paths is not None else None)
+
+
 def open_image(path: str | os.PathLike, *, mode: str = "RGB"):
     """One image file as a PIL image in ``mode``; a damaged or unreadable file is a ``ValueError`` naming it."""
     from PIL import Image, UnidentifiedImageError

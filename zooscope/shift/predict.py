@@ -15,6 +15,7 @@ from torch import nn
 
 from zooscope.config import EmbedSettings
 from zooscope.data.datasets import Dataset
+from zooscope.data.memo import files_key
 from zooscope.data import transforms
 from zooscope.data.transforms import iter_batches
 from zooscope.models import embed as embed_code
@@ -43,29 +44,40 @@ def _logits(model: nn.Module, data: Dataset, *, preprocess: dict[str, Any], prob
 def shifted_logits(model: nn.Module, dataset: Dataset, positions: np.ndarray, shifted: list[ShiftedSet], *,
                    preprocess: dict[str, Any], probe: LinearProbe | None, settings: EmbedSettings, seed: int,
                    device: torch.device, identity: Mapping[str, Any], cache: str | Path | None,
-                   progress: bool = True, desc: str = "shifted") -> tuple[dict[str, np.ndarray], int]:
-    """Logits float32 [len(positions), C] of the model on each shifted set, by set name, and how many sets were
-    computed (the rest came from ``cache``).
+                   progress: bool = True, desc: str = "shifted") -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
+    """The model on each shifted set: (set name -> logits float32 [n_set, C], set name -> labels int64 [n_set], how
+    many sets were computed; the rest came from ``cache``). A corrupted set has ``len(positions)`` rows, a folder
+    its own images.
 
     Args:
-        positions: the eval positions the sets corrupt (:func:`zooscope.shift.sets.shift_positions`).
+        positions: the eval positions the corrupted sets corrupt (:func:`zooscope.shift.sets.shift_positions`).
         probe: the headless model's probe (its logits on the set's embeddings), or None for the model's head.
-        identity: what the logits depend on besides the set, the images and the code that corrupts and embeds them
+        identity: what the logits depend on besides the set, its images and the code that corrupts and embeds them
             (the weights' and probe's hashes, the preprocessing, the device, threads): part of every key.
     """
-    images = _digest(np.asarray(dataset.images[positions])) if dataset.images is not None else None
+    folders = {s: shifted_dataset(dataset, positions, s, seed=seed) for s in shifted if s.folder is not None}
+    corrupted = _digest(np.asarray(dataset.images[positions])) if dataset.images is not None else None
     code = code_digest(corruptions, sets, sys.modules[__name__], transforms, embed_code, probe_code, embedding_code)
-    keys = {s: digest("shifted", code, dict(identity), s.corruption, s.severity, seed, images,
+
+    def source(s: ShiftedSet) -> str | None:
+        """What the set's images are made from: the eval images it corrupts, or the folder's files or decoded images."""
+        if s.folder is None:
+            return corrupted
+        data = folders[s]
+        return files_key(list(data.paths)) if data.paths is not None else _digest(np.asarray(data.images))
+
+    keys = {s: digest("shifted", code, dict(identity), s.corruption, s.severity, seed, source(s),
                       _digest(dataset.sample_ids[positions]), settings.batch_size, settings.precision)
             for s in shifted}
 
     def compute(s: ShiftedSet) -> dict[str, np.ndarray]:
-        data = shifted_dataset(dataset, positions, s, seed=seed)
+        data = folders.get(s) or shifted_dataset(dataset, positions, s, seed=seed)
         return {"logits": _logits(model, data, preprocess=preprocess, probe=probe, settings=settings, device=device,
                                   progress=progress, desc=f"{desc} {s.name}")}
 
     got, computed = cached_arrays(cache, keys, compute, desc=f"{desc}: shifted sets", progress=progress, unit="set")
-    return {s.name: np.asarray(got[s]["logits"]) for s in shifted}, computed
+    labels = {s.name: (folders[s].labels if s in folders else dataset.labels[positions]) for s in shifted}
+    return {s.name: np.asarray(got[s]["logits"]) for s in shifted}, labels, computed
 
 
 def _digest(array: np.ndarray) -> str:

@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 
 from zooscope.config import ShiftSettings
-from zooscope.data.datasets import Dataset
+from zooscope.data.datasets import Dataset, load_folder_like
 from zooscope.shift.corruptions import corrupt
 
 __all__ = ["ShiftedSet", "shifted_sets", "shift_positions", "shifted_dataset"]
@@ -16,19 +16,20 @@ __all__ = ["ShiftedSet", "shifted_sets", "shift_positions", "shifted_dataset"]
 
 @dataclasses.dataclass(frozen=True)
 class ShiftedSet:
-    """One shifted eval set: ``corruption`` at ``severity``, named ``<corruption>-<severity>``."""
+    """One shifted eval set: the eval images under ``corruption`` at ``severity`` (named ``<corruption>-<severity>``),
+    or the images of ``folder`` (named as the study names it)."""
 
-    corruption: str
-    severity: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.corruption}-{self.severity}"
+    name: str
+    corruption: str | None = None
+    severity: int | None = None
+    folder: str | None = None
 
 
 def shifted_sets(settings: ShiftSettings) -> list[ShiftedSet]:
-    """Every (corruption, severity) the study declares, in its order."""
-    return [ShiftedSet(name, severity) for name, severities in settings.corruptions.items() for severity in severities]
+    """Every (corruption, severity) the study declares, in its order, then every folder."""
+    return [*(ShiftedSet(f"{name}-{severity}", name, severity) for name, severities in settings.corruptions.items()
+              for severity in severities),
+            *(ShiftedSet(name, folder=folder) for name, folder in settings.folders.items())]
 
 
 def shift_positions(dataset: Dataset, *, size: int | None, seed: int) -> np.ndarray:
@@ -42,8 +43,11 @@ def shift_positions(dataset: Dataset, *, size: int | None, seed: int) -> np.ndar
 
 
 def shifted_dataset(dataset: Dataset, positions: np.ndarray, shifted: ShiftedSet, *, seed: int) -> Dataset:
-    """The eval images at ``positions`` under ``shifted``'s corruption, as a dataset whose ``eval`` split is all of it
-    (its labels and sample ids are the originals'), ready for a model's own preprocessing."""
+    """A shifted set as a dataset whose ``eval`` split is all of it, ready for a model's own preprocessing: the eval
+    images at ``positions`` under the set's corruption (their labels and sample ids the originals'), or the set's
+    folder (:func:`zooscope.data.datasets.load_folder_like`)."""
+    if shifted.folder is not None:
+        return load_folder_like(dataset, shifted.folder, what=f"shift.folders.{shifted.name}")
     if dataset.images is None:  # the schema refuses such a study; a dataset built by hand may still get here
         raise ValueError(f"shift.corruptions: {dataset.name} keeps its images in files, and corruptions apply to images "
                          "held in memory (fashion-mnist, digits, torchvision sets, or an image folder with "

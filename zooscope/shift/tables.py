@@ -24,7 +24,7 @@ from zooscope.ensemble.agreement import all_pairs_agreement
 from zooscope.io import read_json
 from zooscope.models.calibration import ece
 from zooscope.shift.robustness import corruption_errors, effective_robustness
-from zooscope.shift.sets import shift_positions, shifted_dataset, shifted_sets
+from zooscope.shift.sets import ShiftedSet, shift_positions, shifted_dataset, shifted_sets
 from zooscope.vocab import CATEGORIES, pair_category
 
 __all__ = ["CLEAN", "MEAN", "ShiftTables", "shift_tables"]
@@ -89,12 +89,29 @@ def _category_means(pairs: pl.DataFrame) -> dict[str, dict[str, dict[str, float]
     return out
 
 
-def _finding(categories: dict[str, dict[str, dict[str, float]]], n_sets: int) -> str:
-    if not categories or n_sets == 0:
-        return "No shifted sets were declared (shift.corruptions in params.yaml)."
-    parts = [f"{c} {v[CLEAN]['kappa']:.2f} -> {v[MEAN]['kappa']:.2f}" for c, v in categories.items()]
-    return (f"Off the test set (the mean over {n_sets} corrupted sets), error consistency (kappa) of the pairs of each "
-            f"category moves from clean to corrupted as: {', '.join(parts)}.")
+def _finding(categories: dict[str, dict[str, dict[str, float]]], corrupted: int, folders: list[str]) -> str:
+    if not categories or not (corrupted or folders):
+        return "No shifted sets were declared (shift.corruptions and shift.folders in params.yaml)."
+    moves = []
+    for name, what in ([(MEAN, f"the mean over {corrupted} corrupted sets")] if corrupted else []) + \
+            [(f, f"the folder {f}") for f in folders]:
+        parts = [f"{c} {v[CLEAN]['kappa']:.2f} -> {v[name]['kappa']:.2f}" for c, v in categories.items() if name in v]
+        moves.append(f"on {what}: {', '.join(parts)}")
+    return ("Off the test set, error consistency (kappa) of the pairs of each category moves from the clean eval images "
+            f"to the shifted ones as follows ({'; '.join(moves)}).")
+
+
+def _robustness(acc: np.ndarray, clean: np.ndarray, full: np.ndarray, sets: list[ShiftedSet],
+                sizes: dict[str, int]) -> dict[str, Any]:
+    """The zoo's probit line and every model's distance from it on each set (a corrupted set against the same images
+    clean, a folder against the whole eval split) and on the mean of the corrupted sets."""
+    robust: dict[str, Any] = {}
+    for j, s in enumerate(sets):
+        robust[s.name] = effective_robustness(clean if s.folder is None else full, acc[:, j], n=sizes[s.name])
+    corrupted = [j for j, s in enumerate(sets) if s.folder is None]
+    if corrupted:
+        robust[MEAN] = effective_robustness(clean, acc[:, corrupted].mean(1), n=sizes[sets[corrupted[0]].name])
+    return robust
 
 
 def shift_tables(study: Study, dataset: Dataset, *, models: str | Path, predictions: str | Path,
@@ -103,15 +120,17 @@ def shift_tables(study: Study, dataset: Dataset, *, models: str | Path, predicti
 
     Args:
         study: the study (models in order, ``base``, ``shift`` and ``predict`` settings).
-        dataset: its dataset (the eval subset's labels, and the example images).
+        dataset: its dataset (the eval subset's labels, the folders' classes, and the example images).
         models: folder of ``<id>/card.json``; predictions: the predict stage's folder (clean eval probabilities);
         shifted: the shifted stage's folder (``<id>/<set>.npy``).
-        examples: how many eval images the examples show under each set.
+        examples: how many eval images the examples show under each corruption.
     """
     ids, settings = list(study.models), study.shift
     sets = shifted_sets(settings)
+    corrupted = [s for s in sets if s.folder is None]
     positions = shift_positions(dataset, size=settings.eval_size, seed=settings.seed)
-    labels = dataset.labels[positions]
+    labels = {CLEAN: dataset.labels[positions]} | {s.name: dataset.labels[positions] for s in corrupted} | {
+        s.name: shifted_dataset(dataset, positions, s, seed=settings.seed).labels for s in sets if s.folder is not None}
     clean = read_predictions(predictions, ids)
     rows = np.searchsorted(clean.sample_ids, dataset.sample_ids[positions])
     if not np.array_equal(clean.sample_ids[np.minimum(rows, len(clean.sample_ids) - 1)], dataset.sample_ids[positions]):
@@ -124,58 +143,61 @@ def shift_tables(study: Study, dataset: Dataset, *, models: str | Path, predicti
     summaries = {mid: read_json(Path(shifted) / mid / SHIFTED_SUMMARY) for mid in ids}
     for i, mid in enumerate(ids):
         missing = [s.name for s in sets if s.name not in summaries[mid]["sets"]]
-        wrong = [s.name for s in sets if len(probs[s.name][i]) != len(labels)]
+        wrong = [s.name for s in sets if len(probs[s.name][i]) != len(labels[s.name])]
         if missing or wrong:
             raise ValueError(f"{shifted}/{mid}: the shifted predictions do not match shift in the study (sets "
                              f"{', '.join(missing + wrong)}); re-run shifted@{mid}")
 
-    acc = np.array([[float((p.argmax(1) == labels).mean()) for p in probs[name]] for name in names]).T  # [m, 1 + k]
+    acc = np.array([[float((p.argmax(1) == labels[name]).mean()) for p in probs[name]] for name in names]).T  # [m, 1+k]
+    full = (clean.pred == clean.labels[None, :]).mean(1)  # every eval image: the clean side of a folder's line
     model_rows = [{"model": mid, "set": name, "top1": acc[i, j],
-                   **(_clean_quality(probs[name][i], labels, bins=study.predict.ece_bins) if name == CLEAN else
+                   **(_clean_quality(probs[name][i], labels[name], bins=study.predict.ece_bins) if name == CLEAN else
                       {k: summaries[mid]["sets"][name][k] for k in ("nll", "ece")})}
                   for j, name in enumerate(names) for i, mid in enumerate(ids)]
-    robust: dict[str, Any] = {}
-    if sets:
-        for j, name in enumerate(names[1:], start=1):
-            robust[name] = effective_robustness(acc[:, 0], acc[:, j], n=len(labels))
-        robust[MEAN] = effective_robustness(acc[:, 0], acc[:, 1:].mean(1), n=len(labels))
+    robust = _robustness(acc[:, 1:], acc[:, 0], full, sets, {name: len(y) for name, y in labels.items()})
     for row in model_rows:
         fit = robust.get(row["set"])
         row["effective_robustness"] = None if fit is None else _finite(fit["effective"][ids.index(row["model"])])
     frame = pl.DataFrame(model_rows)
 
-    pair_rows = [{**row, "set": name} for name in names for row in _pairs(probs[name], labels, ids, cards)]
+    pair_rows = [{**row, "set": name} for name in names for row in _pairs(probs[name], labels[name], ids, cards)]
     pairs = pl.DataFrame(pair_rows, schema={"model_a": pl.String, "model_b": pl.String, "category": pl.String,
                                             "kappa": pl.Float64, "gain": pl.Float64, "set": pl.String})
-    if sets:
-        mean = pairs.filter(pl.col("set") != CLEAN).group_by("model_a", "model_b", "category", maintain_order=True).agg(
+    if corrupted:
+        mean = pairs.filter(pl.col("set").is_in([s.name for s in corrupted])).group_by(
+            "model_a", "model_b", "category", maintain_order=True).agg(
             pl.col("kappa").mean(), pl.col("gain").mean()).with_columns(set=pl.lit(MEAN))
-        pairs_with_mean = pl.concat([pairs, mean.select(pairs.columns)])
-    else:
-        pairs_with_mean = pairs
-    categories = _category_means(pairs_with_mean)
+        pairs = pl.concat([pairs, mean.select(pairs.columns)])
+    categories = _category_means(pairs)
 
-    errors = corruption_errors(1 - acc[:, 1:], 1 - acc[:, 0], corruptions=[s.corruption for s in sets],
-                               base=ids.index(study.base)) if sets else None
+    cols = [names.index(s.name) for s in corrupted]
+    errors = corruption_errors(1 - acc[:, cols], 1 - acc[:, 0], corruptions=[s.corruption for s in corrupted],
+                               base=ids.index(study.base)) if corrupted else None
+    folder_sets = [s.name for s in sets if s.folder is not None]
     per_model = {}
     for i, mid in enumerate(ids):
         per_model[mid] = {
-            "clean_top1": acc[i, 0], "mean_top1": float(acc[i, 1:].mean()) if sets else None,
+            "clean_top1": acc[i, 0], "eval_top1": float(full[i]),
+            "mean_top1": float(acc[i, cols].mean()) if corrupted else None,
             "mce": _finite(errors["mce"][i]) if errors else None,
             "relative_mce": _finite(errors["relative_mce"][i]) if errors else None,
             "ce": {str(c): _finite(v) for c, v in zip(errors["names"], errors["ce"][i])} if errors else {},
-            "effective_robustness": _finite(robust[MEAN]["effective"][i]) if sets else None,
+            "effective_robustness": _finite(robust[MEAN]["effective"][i]) if corrupted else None,
+            "folders": {f: {"top1": acc[i, names.index(f)], "effective_robustness": _finite(robust[f]["effective"][i])}
+                        for f in folder_sets},
             "temperature": summaries[mid].get("temperature"),
         }
     metrics = {
-        "sets": [s.name for s in sets], "corruptions": {k: list(v) for k, v in settings.corruptions.items()},
-        "samples": int(len(labels)), "seed": settings.seed, "base": study.base, "models": per_model,
+        "sets": [s.name for s in sets], "corrupted_sets": [s.name for s in corrupted], "folder_sets": folder_sets,
+        "corruptions": {k: list(v) for k, v in settings.corruptions.items()},
+        "folders": {f: {"path": settings.folders[f], "images": len(labels[f])} for f in folder_sets},
+        "samples": int(len(positions)), "seed": settings.seed, "base": study.base, "models": per_model,
         "lines": {name: {"slope": fit["slope"], "intercept": fit["intercept"]} for name, fit in robust.items()},
-        "categories": categories, "finding": _finding(categories, len(sets)),
+        "categories": categories, "finding": _finding(categories, len(corrupted), folder_sets),
     }
     line = robust.get(MEAN)
     accuracy_plot = pl.DataFrame({
-        "model": ids, "clean_top1": acc[:, 0], "shifted_top1": acc[:, 1:].mean(1) if sets else acc[:, 0],
+        "model": ids, "clean_top1": acc[:, 0], "shifted_top1": acc[:, cols].mean(1) if corrupted else acc[:, 0],
         "line_top1": line["expected"] if line else np.full(len(ids), np.nan)})
     kappa_plot = pl.DataFrame([{"group": f"{c}: {'clean' if name == CLEAN else 'corrupted'}", "category": c, "set": name,
                                 "kappa": by_set[name]["kappa"], "gain": by_set[name]["gain"]}
@@ -185,9 +207,9 @@ def shift_tables(study: Study, dataset: Dataset, *, models: str | Path, predicti
     first = positions[:examples]
     shown = [np.asarray(dataset.images[first])] if dataset.images is not None else []
     if shown:
-        shown += [shifted_dataset(dataset, positions, s, seed=settings.seed).images[:len(first)] for s in sets]
-    samples = pl.DataFrame({"sample_id": dataset.sample_ids[positions], "label": labels})
-    return ShiftTables(frame, pairs_with_mean, metrics, {"shift_accuracy": accuracy_plot, "shift_kappa": kappa_plot},
+        shown += [shifted_dataset(dataset, positions, s, seed=settings.seed).images[:len(first)] for s in corrupted]
+    samples = pl.DataFrame({"sample_id": dataset.sample_ids[positions], "label": labels[CLEAN]})
+    return ShiftTables(frame, pairs, metrics, {"shift_accuracy": accuracy_plot, "shift_kappa": kappa_plot},
                        np.stack(shown) if shown else np.zeros((0,), np.uint8), samples)
 
 
