@@ -42,7 +42,8 @@ def work(args) -> None:
         probe_file = Path(args.probes) / mid / PROBE_WEIGHTS
         probe = None if card["has_head"] else load_probe(probe_file)
         device = pick_device(study.embed.device)
-        identity = {"weights": sha256_file(model_dir / WEIGHTS), "preprocess": card["preprocess"],
+        # the card's sha256 is the weights file's (fetch writes both): the weights are not read twice to hash them
+        identity = {"weights": card["sha256"], "preprocess": card["preprocess"],
                     "probe": None if probe is None else sha256_file(probe_file), "device": device.type,
                     "threads": study.threads}
         positions = shift_positions(dataset, size=settings.eval_size, seed=settings.seed)
