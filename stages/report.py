@@ -1,7 +1,7 @@
 """report: the study report. Writes ``--out`` (reports/index.html: one self-contained page with the
 summary, the per-model and per-category tables, the figures and eval-image thumbnails, each section
 naming the artifacts it comes from, the mistakes sections when ``--mistakes`` is given, the shift section when
-``--shift-metrics`` is given, and what changed since the ``report.compare_to`` commit) and the
+``--shift-metrics`` is given, the compression section when ``--compression`` is given, and what changed since the ``report.compare_to`` commit) and the
 data of two DVC plots: ``--kappa-heatmap`` (error consistency of every ordered pair) and
 ``--knn-heatmap`` (mutual k-NN alignment), rows in the report's order (by category vs the base)."""
 
@@ -27,7 +27,8 @@ def work(args) -> None:
                             mistakes=args.mistakes, mistakes_metrics=args.mistakes_metrics, per_group=args.per_group,
                             mixes=args.feature_mixes, groups=args.groups, subgroup_plot=args.subgroup_plot,
                             shift=load_shift(args.shift_table, args.shift_metrics, args.shift_examples)
-                            if args.shift_metrics else None)
+                            if args.shift_metrics else None,
+                            compression=args.compression, compression_metrics=args.compression_metrics)
     page = build_report(data)
     with atomic_path(args.out, suffix=".html") as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -54,6 +55,8 @@ def main(argv=None) -> int:
     p.add_argument("--shift-metrics", help="the shift stage's metrics/shift.json (optional: adds the shift section)")
     p.add_argument("--shift-table", help="the shift stage's per-model table (with --shift-metrics)")
     p.add_argument("--shift-examples", help="the shift stage's example images (with --shift-metrics)")
+    p.add_argument("--compression", help="the compression stage's table (parquet, optional: the compression section)")
+    p.add_argument("--compression-metrics", help="the compression stage's metrics/compression.json (with --compression)")
     p.add_argument("--out", required=True, help="the report (HTML)")
     p.add_argument("--kappa-heatmap", required=True, help="error-consistency heatmap data (CSV, a DVC plot)")
     p.add_argument("--knn-heatmap", required=True, help="mutual k-NN heatmap data (CSV, a DVC plot)")

@@ -21,7 +21,7 @@ LAYERS = (
     ("zooscope.zoo",),
     ("zooscope.models",),
     ("zooscope.ensemble", "zooscope.similarity"),
-    ("zooscope.mistakes", "zooscope.shift"),
+    ("zooscope.mistakes", "zooscope.shift", "zooscope.compression"),
     ("zooscope.summary", "zooscope.diff"),
     ("zooscope.report",),
     ("zooscope.cli", "zooscope.stagecli"),
@@ -29,7 +29,7 @@ LAYERS = (
 LAYER = {unit: i for i, units in enumerate(LAYERS) for unit in units}
 MODULES = sorted((REPO / "zooscope").rglob("*.py"))
 PACKAGES = ("zooscope.config", "zooscope.models", "zooscope.ensemble", "zooscope.similarity", "zooscope.mistakes",
-            "zooscope.shift")
+            "zooscope.shift", "zooscope.compression")
 
 
 def _name(path: Path) -> str:
@@ -91,5 +91,5 @@ def test_recipe_and_architecture_names_have_one_implementation_each():
     from zooscope.config import ARCH_KINDS, RECIPES
     from zooscope.zoo import arch, recipes
 
-    assert tuple(recipes._RECIPES) == RECIPES
+    assert tuple(recipes._RECIPES) + tuple(recipes._COMPRESSIONS) == RECIPES
     assert tuple(arch._BUILDERS) == ARCH_KINDS

@@ -22,6 +22,7 @@ the ones ``dvc.yaml`` uses. The default study's tree:
     artifacts/shifted/<id>/       <set>.npy (probabilities on a shifted set), shifted.json  shifted@<id>
     artifacts/shift.parquet, artifacts/shift_pairs.parquet, artifacts/shift_examples.npy,
     artifacts/shift_samples.parquet, metrics/shift.json                                  shift
+    artifacts/compression.parquet, metrics/compression.json                              compression
     reports/index.html                                                                   report
 
 Pairwise numbers are only meaningful when both models saw the same samples in the same order, so

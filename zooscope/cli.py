@@ -40,11 +40,10 @@ model sources (params.yaml -> models.<id>.source):
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from zooscope.config import lint_zoo, load_study
-    from zooscope.vocab import pair_category
+    from zooscope.config import compression_roots, lint_zoo, load_study
+    from zooscope.vocab import pair_categories
 
     study = load_study(args.params)
-    base = study.models[study.base]
     print(f"{args.params}: valid. dataset {study.dataset.source}, {len(study.models)} models, base {study.base}")
     if not args.schema_only:  # the files too: split sizes the dataset cannot fill, empty class folders, damaged files
         from zooscope.data.datasets import SPLITS, load_dataset
@@ -55,11 +54,11 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"dataset: {len(data.labels):,} images in {data.num_classes} classes; "
               + ", ".join(f"{s} {len(data.split(s)):,}" for s in SPLITS))
         near_miss_k(study.mistakes.near_miss_k, num_classes=data.num_classes)  # settings that need the class count
+    tags = {mid: spec.tags.model_dump() for mid, spec in study.models.items()}
+    others = [(study.base, mid) for mid in study.models if mid != study.base]
     counts: dict[str, int] = {}
-    for mid, spec in study.models.items():
-        if mid != study.base:
-            cat = pair_category(base.tags.model_dump(), spec.tags.model_dump())
-            counts[cat] = counts.get(cat, 0) + 1
+    for cat in pair_categories(others, tags, roots=compression_roots(study.models)):
+        counts[cat] = counts.get(cat, 0) + 1
     print("models by category relative to the base: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     warnings = lint_zoo(study)
     print(f"zoo design: {len(warnings)} warning(s)" if warnings else "zoo design: no warnings")

@@ -26,6 +26,7 @@ import numpy as np
 __all__ = [
     "DiskFullError",
     "atomic_path",
+    "tensors_digest",
     "write_json",
     "read_json",
     "write_npy",
@@ -142,6 +143,18 @@ def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any], *, metad
         contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with atomic_path(path, suffix=".safetensors") as tmp:
         save_file(contiguous, str(tmp), metadata=header)
+
+
+def tensors_digest(tensors: dict[str, Any]) -> str:
+    """sha256 over a state dict's names, dtypes, shapes and bytes, in name order (torch tensors or numpy arrays): the
+    same weights give the same digest whatever file they were written to."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        value = tensors[name]
+        array = value.detach().cpu().contiguous().numpy() if hasattr(value, "detach") else np.ascontiguousarray(value)
+        h.update(f"{name}|{array.dtype}|{array.shape}|".encode())
+        h.update(array.tobytes())
+    return h.hexdigest()
 
 
 def sha256_file(path: str | os.PathLike, *, chunk: int = 1 << 20) -> str:

@@ -11,8 +11,8 @@ from typing import Any
 import polars as pl
 
 from zooscope.artifacts import MODEL_METRICS, read_model_metrics
-from zooscope.config import Study
-from zooscope.vocab import GROUPS, SUBSETS, group_rank, pair_category
+from zooscope.config import Study, compression_roots
+from zooscope.vocab import GROUPS, SUBSETS, group_rank, pair_categories
 
 __all__ = ["model_table", "format_table", "category_rows", "study_facts"]
 
@@ -21,11 +21,12 @@ _METRICS = ("top1", "top5", "nll", "ece", "temperature", "probe_acc", "knn_acc")
 
 def model_table(study: Study, *, metrics_dir: str | Path = MODEL_METRICS) -> pl.DataFrame:
     """One row per model: id, source, category vs base, weak flag, and its metrics (null when not yet computed)."""
-    base = study.models[study.base]
+    tags = {mid: spec.tags.model_dump() for mid, spec in study.models.items()}
+    roots = compression_roots(study.models)
     rows: list[dict[str, Any]] = []
     for mid, spec in study.models.items():
         metrics = read_model_metrics(metrics_dir, mid) or {}
-        category = "base" if mid == study.base else pair_category(base.tags.model_dump(), spec.tags.model_dump())
+        category = "base" if mid == study.base else pair_categories([(study.base, mid)], tags, roots=roots)[0]
         rows.append({"model": mid, "source": spec.source, "category": category, "weak": spec.weak,
                      **{k: metrics.get(k) for k in _METRICS}})
     schema = {"model": pl.String, "source": pl.String, "category": pl.String, "weak": pl.Boolean,

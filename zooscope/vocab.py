@@ -8,11 +8,11 @@ order reinit < hyperparameters < architecture < framework < dataset. Two cards t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 __all__ = ["METHODOLOGY_TAGS", "CATEGORIES", "GROUPS", "group_rank", "pair_category", "Subset", "SUBSETS",
-           "CATEGORY_STATS", "CORRUPTIONS", "SEVERITIES"]
+           "CATEGORY_STATS", "CORRUPTIONS", "SEVERITIES", "COMPRESSION", "COMPRESSED_OTHER", "pair_categories"]
 
 #: Methodology tags of a model card, in order of increasing methodology distance.
 METHODOLOGY_TAGS = ("seed", "hyperparameters", "architecture", "framework", "data")
@@ -38,6 +38,29 @@ def pair_category(tags_a: Mapping[str, Any], tags_b: Mapping[str, Any]) -> str:
         if str(tags_a[tag]) != str(tags_b[tag]):
             return _BY_TAG[tag]
     return "reinit"
+
+
+#: The category of a compressed model (``recipe:prune``, ``recipe:quantize``) with its parent, or with another model
+#: of its family (two compressions of one parent): outside the paper's five, which compare models trained apart.
+COMPRESSION = "compression"
+#: A compressed model with a model outside its family: no methodology category (it would count its parent's pairs
+#: twice in them), kept out of the category tables like ``compression``.
+COMPRESSED_OTHER = "compressed-other"
+
+
+def pair_categories(pairs: Iterable[tuple[str, str]], tags: Mapping[str, Mapping[str, Any]], *,
+                    roots: Mapping[str, str]) -> list[str]:
+    """The category of each pair (a, b) of model ids: :func:`pair_category` of their tags, unless one of them is a
+    compressed model (a key of ``roots``, compressed model -> its family's root model:
+    :func:`zooscope.config.compression_roots`): then :data:`COMPRESSION` when both belong to one family (the same
+    root; a model that is no key is its own root), :data:`COMPRESSED_OTHER` otherwise."""
+    out = []
+    for a, b in pairs:
+        if a in roots or b in roots:
+            out.append(COMPRESSION if roots.get(a, a) == roots.get(b, b) else COMPRESSED_OTHER)
+        else:
+            out.append(pair_category(tags[a], tags[b]))
+    return out
 
 
 class Subset(NamedTuple):

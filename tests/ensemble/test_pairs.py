@@ -30,7 +30,7 @@ def test_every_column_equals_the_per_pair_functions(tmp_path):
     preds = _write_predictions(tmp_path, probs, labels)
     pairs = unordered_pairs(IDS)
     rows = pl.DataFrame(dict(ensemble_rows(preds, pairs, n_boot=300, seed=2)))
-    table = ensemble_table(preds, CARDS, pairs, rows, n_boot=300, seed=2, matched_band=0.05)
+    table = ensemble_table(preds, CARDS, pairs, rows, roots={}, n_boot=300, seed=2, matched_band=0.05)
     frame = table.frame
     assert frame.select("model_a", "model_b").rows() == pairs and table.draws["kappa"].shape == (6, 300)
     p32 = probs.astype(np.float32)

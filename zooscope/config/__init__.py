@@ -11,12 +11,14 @@ from zooscope.config.settings import (EmbedSettings, EnsembleSettings, MistakesS
                                       ReportSettings, ShiftSettings, SimilaritySettings)
 from zooscope.config.study import DatasetSpec, Study, dump_study, load_study, parse_study, write_study
 from zooscope.config.lint import ZooWarning, lint_zoo
-from zooscope.config.zoo import (ARCH_KINDS, RECIPES, SOURCE_KINDS, ArchSpec, Augment, AutoencoderTrain, DistillTrain,
-                                 Imbalance, ModelSpec, PreprocessSpec, RandomFeaturesTrain, SimCLRTrain, SupervisedTrain,
-                                 Tags, TeacherSpec, recipe_train_options, teacher_of)
+from zooscope.config.zoo import (ARCH_KINDS, COMPRESSION_RECIPES, RECIPES, SOURCE_KINDS, ArchSpec, Augment,
+                                 AutoencoderTrain, DistillTrain, Imbalance, ModelSpec, PreprocessSpec, PruneTrain,
+                                 QuantizeTrain, RandomFeaturesTrain, SimCLRTrain, SupervisedTrain, Tags, TeacherSpec,
+                                 compression_parents, compression_roots, recipe_train_options, teacher_of)
 
 __all__ = [
-    "ARCH_KINDS", "RECIPES", "SOURCE_KINDS", "StudyError", "Study", "DatasetSpec", "ModelSpec", "PreprocessSpec", "Tags",
+    "ARCH_KINDS", "RECIPES", "COMPRESSION_RECIPES", "PruneTrain", "QuantizeTrain", "compression_parents",
+    "compression_roots", "SOURCE_KINDS", "StudyError", "Study", "DatasetSpec", "ModelSpec", "PreprocessSpec", "Tags",
     "ArchSpec",
     "Augment", "Imbalance", "SupervisedTrain", "DistillTrain", "TeacherSpec", "SimCLRTrain", "AutoencoderTrain",
     "RandomFeaturesTrain", "recipe_train_options", "teacher_of", "load_study", "parse_study", "dump_study",

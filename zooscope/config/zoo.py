@@ -3,6 +3,7 @@ trained here, the architecture and the recipe's options."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -11,13 +12,16 @@ from zooscope.config._errors import Strict, format_errors
 
 __all__ = ["SOURCE_KINDS", "RECIPES", "ARCH_KINDS", "Tags", "ArchSpec", "Augment", "Imbalance", "SupervisedTrain",
            "TeacherSpec",
-           "DistillTrain", "SimCLRTrain", "AutoencoderTrain", "RandomFeaturesTrain", "PreprocessSpec", "ModelSpec",
-           "recipe_train_options", "teacher_of"]
+           "DistillTrain", "SimCLRTrain", "AutoencoderTrain", "RandomFeaturesTrain", "PruneTrain", "QuantizeTrain",
+           "COMPRESSION_RECIPES", "PreprocessSpec", "ModelSpec", "recipe_train_options", "teacher_of",
+           "compression_parents", "compression_roots"]
 
 #: Source prefixes a model may come from.
 SOURCE_KINDS = ("recipe", "timm", "torchvision", "hf-hub", "file")
 #: Training recipes the pipeline implements (``recipe:<name>``; ``zooscope.zoo.recipes`` has one function each).
-RECIPES = ("supervised", "distill", "simclr", "autoencoder", "random_features")
+RECIPES = ("supervised", "distill", "simclr", "autoencoder", "random_features", "prune", "quantize")
+#: Recipes that derive a model from a parent (``train.parent``) instead of training one from scratch.
+COMPRESSION_RECIPES = ("prune", "quantize")
 #: Architectures recipes can build (``arch.kind``; ``zooscope.zoo.arch`` has one builder each).
 ARCH_KINDS = ("cnn", "mlp", "timm_resnet", "timm_vit")
 
@@ -115,12 +119,39 @@ class RandomFeaturesTrain(Strict):
     subset: Literal["train", "disjoint"] = "train"
 
 
+class PruneTrain(_TrainBase):
+    """Global magnitude pruning of ``parent`` (``torch.nn.utils.prune``): the ``sparsity`` share of the weights of
+    every convolution and linear layer taken together, smallest magnitude first, set to zero; then ``epochs`` of
+    fine-tuning on the training subset with the pruned weights held at zero (0: none, the default). The parent is
+    rebuilt inside the model's fetch from its spec (a YAML anchor to a zoo member: ``parent: *cnn_base``), as a
+    distilled model's teacher is, so DVC tracks it with the model."""
+
+    parent: ModelSpec
+    sparsity: float = Field(gt=0, lt=1, description="the share of conv and linear weights set to zero, in (0, 1)")
+    epochs: int = Field(0, ge=0, description="fine-tuning epochs after pruning (0: none)")
+    lr: float = Field(5e-4, gt=0)
+
+
+class QuantizeTrain(Strict):
+    """Int8 post-training quantisation of ``parent`` (torch's x86 default: weights per output channel, symmetric
+    int8; the input of every convolution and linear layer per tensor, unsigned 7-bit range, its scale from a histogram
+    observer over ``calibration_images`` seeded training images). The network keeps float storage of the int8 values
+    (each weight is its integer times its scale) and quantises activations as it runs, so gradients pass (straight
+    through) and every later stage reads it as any other model."""
+
+    parent: ModelSpec
+    calibration_images: int = Field(512, ge=1, description="training images the activation ranges are observed on")
+    subset: Literal["train", "disjoint"] = "train"
+
+
 _RECIPE_OPTIONS: dict[str, type[Strict]] = {
     "supervised": SupervisedTrain,
     "distill": DistillTrain,
     "simclr": SimCLRTrain,
     "autoencoder": AutoencoderTrain,
     "random_features": RandomFeaturesTrain,
+    "prune": PruneTrain,
+    "quantize": QuantizeTrain,
 }
 
 
@@ -194,7 +225,13 @@ class ModelSpec(Strict):
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
         kind = self.kind
-        if kind == "recipe":
+        if kind == "recipe" and self.target in COMPRESSION_RECIPES:
+            if self.arch is not None:
+                raise ValueError(f"recipe:{self.target} takes its architecture from train.parent: leave out 'arch'")
+            if not isinstance(self.tags.seed, int):
+                raise ValueError(f"tags.seed must be an integer for recipe sources (it seeds the recipe), got {self.tags.seed!r}")
+            recipe_train_options(self)
+        elif kind == "recipe":
             if not isinstance(self.arch, ArchSpec):
                 raise ValueError("recipe sources need 'arch' as a mapping with 'kind' (one of " + ", ".join(ARCH_KINDS) + ")")
             if not isinstance(self.tags.seed, int):
@@ -231,8 +268,18 @@ class ModelSpec(Strict):
 
     @property
     def local_file(self) -> str | None:
-        """The local weights file this model is read from (``file:`` checkpoints, a timm ``pretrained_file``)."""
+        """The local weights file this model is read from (``file:`` checkpoints, a timm ``pretrained_file``; a
+        compressed model reads its parent's)."""
+        if self.parent is not None:
+            return self.parent.local_file
         return self.target if self.kind == "file" else self.pretrained_file
+
+    @property
+    def parent(self) -> ModelSpec | None:
+        """The spec of the model a ``recipe:prune`` or ``recipe:quantize`` model derives from (else None)."""
+        if self.kind != "recipe" or self.target not in COMPRESSION_RECIPES:
+            return None
+        return recipe_train_options(self).parent  # type: ignore[attr-defined]
 
 
 def recipe_train_options(spec: ModelSpec) -> Strict:
@@ -243,6 +290,46 @@ def recipe_train_options(spec: ModelSpec) -> Strict:
         return cls(**(spec.train or {}))
     except ValidationError as err:
         raise ValueError(f"train options of recipe {name!r}: {format_errors(err, root=cls, prefix='train')}") from None
+
+
+PruneTrain.model_rebuild()
+QuantizeTrain.model_rebuild()
+
+
+def _member(models: dict[str, ModelSpec], *, besides: str, matches: Callable[[ModelSpec], bool]) -> str | None:
+    """The first declared zoo member other than ``besides`` that ``matches`` (None: none does)."""
+    return next((mid for mid, spec in models.items() if mid != besides and matches(spec)), None)
+
+
+def compression_parents(models: dict[str, ModelSpec]) -> dict[str, str]:
+    """compressed model id -> the id of its parent in the zoo, for every ``recipe:prune`` / ``recipe:quantize`` model
+    whose ``train.parent`` is the spec of a zoo member (the first declared, where several share it). A compressed
+    model whose parent is not in the zoo is left out."""
+    out = {}
+    for mid, spec in models.items():
+        parent = spec.parent
+        found = None if parent is None else _member(models, besides=mid, matches=lambda other: other == parent)
+        if found is not None:
+            out[mid] = found
+    return out
+
+
+def compression_roots(models: dict[str, ModelSpec]) -> dict[str, str]:
+    """compressed model id -> its family's root: the zoo model reached by following parents up while they are in the
+    zoo (a quantised pruned model's root is the pruned model's parent). Every compressed model is a key, its own root
+    when its parent is not in the zoo: :func:`zooscope.vocab.pair_categories` puts its pairs with the rest of the zoo
+    outside the paper's categories either way."""
+    parents = compression_parents(models)
+    roots = {}
+    for mid, spec in models.items():
+        if spec.parent is None:
+            continue
+        root, seen = mid, {mid}
+        while root in parents and parents[root] not in seen:
+            root = parents[root]
+            seen.add(root)
+        roots[mid] = root
+    return roots
 
 
 def teacher_of(models: dict[str, ModelSpec]) -> dict[str, str]:
@@ -256,10 +343,9 @@ def teacher_of(models: dict[str, ModelSpec]) -> dict[str, str]:
         if spec.kind != "recipe" or spec.target != "distill":
             continue
         teacher = recipe_train_options(spec).teacher  # type: ignore[attr-defined]
-        for mid, other in models.items():
-            if (mid != student and other.source == teacher.source and other.tags == teacher.tags
-                    and other.arch == teacher.arch and other.weak == teacher.weak
-                    and recipe_train_options(other).model_dump() == teacher.train.model_dump()):
-                out[student] = mid
-                break
+        found = _member(models, besides=student, matches=lambda other: (
+            other.source == teacher.source and other.tags == teacher.tags and other.arch == teacher.arch
+            and other.weak == teacher.weak and recipe_train_options(other).model_dump() == teacher.train.model_dump()))
+        if found is not None:
+            out[student] = found
     return out

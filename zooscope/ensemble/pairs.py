@@ -22,7 +22,7 @@ from zooscope.ensemble import _exact_argmax, agreement, blockwise, bootstrap
 from zooscope.ensemble.agreement import all_pairs_agreement, all_pairs_disagreement, bootstrap_statistics
 from zooscope.ensemble.blockwise import ensemble_pairs
 from zooscope.io import sha256_file
-from zooscope.vocab import pair_category
+from zooscope.vocab import pair_categories
 from zooscope.paircache import Pair, code_digest, digest
 from zooscope.ensemble.bootstrap import bootstrap_weights, interval95, model_resample_weights, resampled_counts
 from zooscope.artifacts import Predictions
@@ -88,12 +88,26 @@ def _per_class(preds: Predictions, pairs: list[Pair], ia: np.ndarray, ib: np.nda
     return frame.with_columns(winner=winner).select(*frame.columns[:7], "winner", "ens_vs_better")
 
 
+def _designed_zoo(models: Sequence[str], pairs: list[Pair], roots: Mapping[str, str], *, n_boot: int,
+                  seed: int) -> np.ndarray:
+    """:func:`model_resample_weights` over the models trained apart (those not compressed: the population the
+    categories speak for), float64 [n_boot, n_pairs]; a pair with a compressed model weighs 0 in every resample."""
+    index = {mid: i for i, mid in enumerate(m for m in models if m not in roots)}
+    ia, ib = (np.array([index.get(p[k], -1) for p in pairs], np.int64) for k in (0, 1))
+    both = (ia >= 0) & (ib >= 0)
+    zoo = np.zeros((n_boot, len(pairs)))
+    if len(index) >= 2:
+        zoo[:, both] = model_resample_weights(ia[both], ib[both], len(index), n_boot=n_boot, seed=seed)
+    return zoo
+
+
 def ensemble_table(preds: Predictions, cards: Mapping[str, Mapping[str, Any]], pairs: list[Pair], rows: pl.DataFrame,
-                   *, n_boot: int, seed: int, matched_band: float) -> PairTable:
+                   *, roots: Mapping[str, str], n_boot: int, seed: int, matched_band: float) -> PairTable:
     """Assemble the pair table from the predictions, the cards (categories) and the pairs' cached rows.
 
     Args:
-        preds: aligned predictions of the zoo; cards: model id -> card (for ``tags``).
+        preds: aligned predictions of the zoo; cards: model id -> card (for ``tags``); roots: compressed model ->
+            its family's root (:func:`zooscope.config.compression_roots`), for the categories.
         pairs: the table's pairs; rows: their :func:`ensemble_rows` results, one row per pair, in order.
         n_boot, seed: the resamples the rows were computed with; matched_band: |acc_a - acc_b| bound of
             an accuracy-matched pair.
@@ -110,7 +124,7 @@ def ensemble_table(preds: Predictions, cards: Mapping[str, Mapping[str, Any]], p
     lo_hi = {key: interval95(value) for key, value in draws.items()}
     columns: dict[str, Any] = {
         "model_a": [a for a, _ in pairs], "model_b": [b for _, b in pairs],
-        "category": [pair_category(cards[a]["tags"], cards[b]["tags"]) for a, b in pairs],
+        "category": pair_categories(pairs, {mid: card["tags"] for mid, card in cards.items()}, roots=roots),
         "acc_a": acc[ia], "acc_b": acc[ib], "kappa": agree["kappa"], "kappa_lo": lo_hi["kappa"][0],
         "kappa_hi": lo_hi["kappa"][1], "kappa_max": agree["kappa_max"], "error_inconsistency": agree["error_inconsistency"],
         "error_corr": agree["error_corr"], "disagreement": all_pairs_disagreement(preds.pred)[ia, ib],
@@ -130,7 +144,7 @@ def ensemble_table(preds: Predictions, cards: Mapping[str, Mapping[str, Any]], p
         "theta_std": r["theta_std"], "matched": np.abs(acc[ia] - acc[ib]) <= matched_band + 1e-12,
         "weak_pair": [bool(cards[a].get("weak")) or bool(cards[b].get("weak")) for a, b in pairs],
     }
-    zoo = model_resample_weights(ia, ib, len(preds.models), n_boot=n_boot, seed=seed)
+    zoo = _designed_zoo(preds.models, pairs, roots, n_boot=n_boot, seed=seed)
     return PairTable(pl.DataFrame(columns), draws, zoo, _per_class(preds, pairs, ia, ib, r["class_ens_right"]))
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from zooscope.artifacts import Predictions, read_cards, read_predictions, read_top5, unordered_pairs
-from zooscope.config import Study, lint_zoo, teacher_of
+from zooscope.config import Study, compression_roots, lint_zoo, teacher_of
 from zooscope.ensemble.agreement import image_split
 from zooscope.ensemble.greedy import ensemble_curve, greedy_ensemble
 from zooscope.ensemble.groups import subgroup_tables
@@ -98,7 +98,8 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
     rows, computed = cached_pairs(Path(cache) / ENSEMBLE_CACHE, ensemble_keys(preds, pairs, **boot),
                                   lambda todo: ensemble_rows(preds, todo, **boot), desc="pair ensembles",
                                   progress=progress)
-    table = ensemble_table(preds, read_cards(models, ids), pairs, rows, matched_band=settings.matched_band, **boot)
+    table = ensemble_table(preds, read_cards(models, ids), pairs, rows, roots=compression_roots(study.models),
+                           matched_band=settings.matched_band, **boot)
     chosen_on = calibration_columns(calibration, pairs)
     frame = pairs_table(table.frame.join(chosen_on, on=["model_a", "model_b"], how="left", maintain_order="left"),
                         similarity)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from zooscope.report.changes import changes_section
+from zooscope.report.compression_sections import compression_section
 from zooscope.report.data import ReportData, load_report_data
 from zooscope.report.group_sections import subgroups_section
 from zooscope.report.mistake_sections import mistake_sections
@@ -35,6 +36,7 @@ BUILDERS: tuple[SectionBuilder, ...] = (
     summary_section, changes_section, categories_section, models_section, calibration_section, ensembles_section,
     image_split_section, heatmap_sections, pairs_section, specialisation_section, subgroups_section,
     complementary_section, partners_section, consensus_errors_section, mistake_sections, shift_sections,
+    compression_section,
 )
 
 

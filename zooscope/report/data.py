@@ -120,6 +120,8 @@ class ReportData:
         mistakes: the mistakes stage's outputs, when the report is built with them.
         mixes: ``artifacts/feature_mixes.parquet`` (probe accuracy per pair and share of features), when given.
         shift: the shift stage's outputs, when the report is built with them.
+        compression: the compression stage's table and metrics (``artifacts/compression.parquet``,
+            ``metrics/compression.json``), when given.
         reliability: model -> its eval reliability bins (:func:`zooscope.models.calibration.reliability` of the
             temperature-scaled probabilities, ``predict.ece_bins`` bins).
     """
@@ -140,6 +142,7 @@ class ReportData:
     groups: pl.DataFrame | None = None
     mixes: pl.DataFrame | None = None
     shift: ShiftData | None = None
+    compression: tuple[pl.DataFrame, dict[str, Any]] | None = None
     reliability: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
@@ -164,13 +167,15 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
                      changes: Any = None, mistakes: str | Path | None = None,
                      mistakes_metrics: str | Path | None = None, per_group: str | Path | None = None,
                      mixes: str | Path | None = None, groups: str | Path | None = None,
-                     subgroup_plot: str | Path | None = None, shift: ShiftData | None = None) -> ReportData:
+                     subgroup_plot: str | Path | None = None, shift: ShiftData | None = None,
+                     compression: str | Path | None = None, compression_metrics: str | Path | None = None) -> ReportData:
     """Read the report's inputs. With ``thumbnails``, the dataset is loaded for its images and class
     names (``zooscope.data.datasets``); otherwise class names are the label numbers. ``mistakes`` (the
     mistakes stage's folder) and ``mistakes_metrics`` (its metrics file) add the mistakes sections; ``per_group`` and
     ``mixes`` (the similarity stage's feature mixes) add their figures; ``groups`` (the ensemble stage's per-model
     group table) adds the subgroups section, whose figure's data file is ``subgroup_plot`` (cited, not read);
-    ``shift`` (:func:`load_shift`) the shift section."""
+    ``shift`` (:func:`load_shift`) the shift section; ``compression`` and ``compression_metrics`` (the compression
+    stage's table and metrics file) the compression section."""
     ids = list(study.models)
     preds = read_predictions(predictions, ids)
     classes: tuple[str, ...]
@@ -190,7 +195,7 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
                  "pairs": str(pairs), "per_class": str(per_class), "predictions": f"{predictions}/<model>/{PREDICTIONS}",
                  "probs": f"{predictions}/<model>/{PROBS}",
                  "dataset": f"dataset {study.dataset.source}", "mixes": str(mixes), "per_group": str(per_group),
-                 "groups": str(groups), "subgroup_plot": str(subgroup_plot)}
+                 "groups": str(groups), "subgroup_plot": str(subgroup_plot), "compression": str(compression)}
     if (mistakes is None) != (mistakes_metrics is None):
         raise ValueError("give both the mistakes folder and its metrics file, or neither")
     loaded = None
@@ -207,7 +212,9 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
                       split_sizes=split_sizes, images=images, artifacts=artifacts, changes=changes,
                       mistakes=loaded, per_group=pl.read_parquet(per_group) if per_group is not None else None,
                       mixes=pl.read_parquet(mixes) if mixes is not None else None, shift=shift, reliability=bins,
-                      groups=pl.read_parquet(groups) if groups is not None else None)
+                      groups=pl.read_parquet(groups) if groups is not None else None,
+                      compression=(pl.read_parquet(compression), read_json(compression_metrics))
+                      if compression is not None else None)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from zooscope.report.page import Html, esc
 from zooscope.vocab import GROUPS, SUBSETS, group_rank
 
 __all__ = ["Scale", "svg", "category_intervals", "category_scatter", "greedy_curve", "heatmap", "class_heatmap",
-           "reliability_grid", "line_panels", "specialisation", "accuracy_on_the_line"]
+           "reliability_grid", "line_panels", "specialisation", "accuracy_on_the_line", "against_sparsity"]
 
 #: One colour per group of zooscope.vocab.GROUPS: the base model, then each methodology category.
 CATEGORY_COLORS = dict(zip(GROUPS, ("#444444", "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756"), strict=True))
@@ -324,3 +324,28 @@ def accuracy_on_the_line(clean: np.ndarray, shifted: np.ndarray, expected: np.nd
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7.5, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return svg(fig, label=f"{ylabel} against {xlabel}")
+
+
+def against_sparsity(panels: Mapping[str, Sequence[tuple[float, float, str, str]]], *, methods: Mapping[str, str]) -> Html:
+    """One panel per statistic (title -> points (sparsity, value, method, model name)): each compressed model and its
+    parent (sparsity 0) against sparsity, a marker per method (``methods``: method -> its legend label), named."""
+    plt = _plt()
+    markers = {"parent": ("o", "#333333"), "prune": ("s", "#4c78a8"), "prune+fine-tune": ("D", "#54a24b"),
+               "quantize": ("^", "#e45756")}
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.1), squeeze=False)
+    for ax, (title, points) in zip(axes[0], panels.items()):
+        for method in dict.fromkeys(p[2] for p in points):
+            mine = [p for p in points if p[2] == method]
+            marker, color = markers.get(method, ("x", "#888888"))
+            ax.scatter([100 * p[0] for p in mine], [p[1] for p in mine], marker=marker, color=color, s=28, zorder=3,
+                       label=methods.get(method, method))
+        for x, y, _, name in points:
+            ax.annotate(name, (100 * x, y), xytext=(3, 3), textcoords="offset points", fontsize=6)
+        ax.set_title(title, fontsize=8.5)
+        ax.set_xlabel("sparsity (% of conv and linear weights zero)", fontsize=7.5)
+        ax.grid(color="#eeeeee", lw=0.6)
+        ax.tick_params(labelsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7.5, frameon=False)
+    fig.tight_layout()
+    return svg(fig, label="compressed models against sparsity")

@@ -11,7 +11,7 @@ from zooscope.report import figures
 from zooscope.report.data import ReportData, model_order
 from zooscope.report.page import Column, Html, Section, join, table, tag
 
-__all__ = ["subgroups_section"]
+__all__ = ["subgroups_section", "group_name"]
 
 
 def _points(value: float) -> str:
@@ -26,7 +26,7 @@ def _interval(lo: float, hi: float) -> str:
     return f"[{_points(lo)}, {_points(hi)}]"
 
 
-def _name(data: ReportData, group: str | None) -> str:
+def group_name(data: ReportData, group: str | None) -> str:
     """A group's name as the page shows it: a single class by its class name."""
     if group is None:
         return "–"
@@ -43,7 +43,7 @@ def _worst_rows(data: ReportData, worst: dict) -> list[dict]:
         for kind in ("group", "class"):
             w = worst.get(model, {}).get(kind)
             if w:
-                row |= {f"{kind}_worst": _name(data, w["worst"]), f"{kind}_acc": 100 * w["accuracy"],
+                row |= {f"{kind}_worst": group_name(data, w["worst"]), f"{kind}_acc": 100 * w["accuracy"],
                         f"{kind}_gap": 100 * w["gap_to_base"],
                         f"{kind}_ci": _interval(w["gap_lo"], w["gap_hi"])}
         rows.append(row)
@@ -61,7 +61,7 @@ def _distillation(data: ReportData, distillation: dict) -> Html:
         harmed = d["harmed"]
         verdict = f"{student} (distilled from {d['teacher']}): {_points(overall)} points against its teacher overall"
         if harmed:
-            named = "; ".join(f"{_name(data, h['group'])} {_points(h['vs_teacher'])} {_interval(h['lo'], h['hi'])}"
+            named = "; ".join(f"{group_name(data, h['group'])} {_points(h['vs_teacher'])} {_interval(h['lo'], h['hi'])}"
                               for h in harmed)
             verdict += (f", and below it on {len(harmed)} group(s) or class(es): {named} "
                         "(points, 95% interval over images).")
@@ -69,7 +69,7 @@ def _distillation(data: ReportData, distillation: dict) -> Html:
             verdict += ", and at or above it on every group and class."
         else:
             worst = d["worst"].get("class") or d["worst"].get("group")
-            verdict += (f"; distillation did not help overall here (largest loss: {_name(data, worst['group'])}, "
+            verdict += (f"; distillation did not help overall here (largest loss: {group_name(data, worst['group'])}, "
                         f"{_points(worst['vs_teacher'])} points)." if worst else ".")
         parts.append(tag("p", verdict, class_="flag" if harmed else None))
     if data.groups is not None:
@@ -77,7 +77,7 @@ def _distillation(data: ReportData, distillation: dict) -> Html:
                 .select("model", "teacher", "kind", "group", "support", "accuracy", "vs_teacher", "vs_teacher_lo",
                         "vs_teacher_hi", "harmed_by_distillation").to_dicts())
         for r in rows:
-            r |= {"group": _name(data, r["group"]), "acc": 100 * r["accuracy"], "diff": 100 * r["vs_teacher"],
+            r |= {"group": group_name(data, r["group"]), "acc": 100 * r["accuracy"], "diff": 100 * r["vs_teacher"],
                   "ci": _interval(r["vs_teacher_lo"], r["vs_teacher_hi"]),
                   "harmed": "harmed" if r["harmed_by_distillation"] else ""}
         cols = [Column("model", "student"), Column("teacher", "teacher"), Column("group", "group or class"),
@@ -122,7 +122,7 @@ def subgroups_section(data: ReportData) -> list[Section]:
     gap = (frame.pivot(on="group", index="model", values="gap_to_base")
            .join(pl.DataFrame({"model": order}), on="model", how="right", maintain_order="right")
            .select(names).to_numpy())
-    fig = figures.class_heatmap(100 * gap, order, [_name(data, g) for g in names],
+    fig = figures.class_heatmap(100 * gap, order, [group_name(data, g) for g in names],
                                 label="accuracy minus the base's (points): blue = better")
     cols = [Column("model", "model"),
             Column("group_worst", "worst group"), Column("group_acc", "its acc. (%)", _pct2, True),

@@ -19,10 +19,13 @@ def probit(acc: np.ndarray, *, n: int) -> np.ndarray:
     return ndtri(np.clip(np.asarray(acc, np.float64), lo, 1 - lo))
 
 
-def effective_robustness(clean: np.ndarray, shifted: np.ndarray, *, n: int) -> dict[str, object]:
+def effective_robustness(clean: np.ndarray, shifted: np.ndarray, *, n: int,
+                         fit_on: np.ndarray | None = None) -> dict[str, object]:
     """The zoo's line and each model's distance from it on one shift.
 
-    The line is the least-squares fit probit(shifted) = intercept + slope * probit(clean) over the models; a model's
+    The line is the least-squares fit probit(shifted) = intercept + slope * probit(clean) over the models (those of
+    the bool [m] mask ``fit_on`` when given: a compressed model, nearly a copy of its parent, would weigh the parent
+    twice); a model's
     effective robustness is its shifted accuracy minus the accuracy the line predicts for its clean accuracy,
     Phi(intercept + slope * probit(clean)), in accuracy units (positive: more robust than its clean accuracy says).
 
@@ -39,10 +42,13 @@ def effective_robustness(clean: np.ndarray, shifted: np.ndarray, *, n: int) -> d
     if clean.shape != shifted.shape or clean.ndim != 1:
         raise ValueError(f"clean and shifted accuracies must be 1-D of one length, got {clean.shape} and {shifted.shape}")
     x, y = probit(clean, n=n), probit(shifted, n=n)
-    if len(x) < 2 or np.ptp(x) == 0:
+    fit = np.ones(len(x), bool) if fit_on is None else np.asarray(fit_on, bool)
+    if fit.shape != x.shape:
+        raise ValueError(f"fit_on must be a mask of the {len(x)} models, got shape {fit.shape}")
+    if fit.sum() < 2 or np.ptp(x[fit]) == 0:
         nan = np.full(len(x), np.nan)
         return {"slope": None, "intercept": None, "expected": nan, "effective": nan}
-    slope, intercept = np.polyfit(x, y, 1)
+    slope, intercept = np.polyfit(x[fit], y[fit], 1)
     expected = ndtr(intercept + slope * x)
     return {"slope": float(slope), "intercept": float(intercept), "expected": expected, "effective": shifted - expected}
 

@@ -18,14 +18,14 @@ import numpy as np
 import polars as pl
 
 from zooscope.artifacts import SHIFTED_SUMMARY, read_cards, read_predictions, shifted_file, unordered_pairs
-from zooscope.config import Study
+from zooscope.config import Study, compression_roots
 from zooscope.data.datasets import Dataset
 from zooscope.ensemble.agreement import all_pairs_agreement
 from zooscope.io import read_json
 from zooscope.models.calibration import ece
 from zooscope.shift.robustness import corruption_errors, effective_robustness
 from zooscope.shift.sets import ShiftedSet, shift_positions, shifted_dataset, shifted_sets
-from zooscope.vocab import CATEGORIES, pair_category
+from zooscope.vocab import CATEGORIES, pair_categories
 
 __all__ = ["CLEAN", "MEAN", "ShiftTables", "shift_tables"]
 
@@ -63,17 +63,17 @@ def _clean_quality(probs: np.ndarray, labels: np.ndarray, *, bins: int) -> dict[
     return {"nll": float(-np.log(np.maximum(p, np.finfo(np.float64).tiny)).mean()), "ece": ece(probs, labels, bins=bins)}
 
 
-def _pairs(probs: list[np.ndarray], labels: np.ndarray, ids: list[str], cards: dict[str, dict]) -> list[dict[str, Any]]:
+def _pairs(probs: list[np.ndarray], labels: np.ndarray, ids: list[str], categories: list[str]) -> list[dict[str, Any]]:
     """kappa and ensemble gain of every pair of ``ids`` on one set, from each model's probabilities [n, C]."""
     correct = np.stack([p.argmax(1) == labels for p in probs])
     kappa = all_pairs_agreement(correct)["kappa"]
     acc = correct.mean(1)
     index = {mid: i for i, mid in enumerate(ids)}
     rows = []
-    for a, b in unordered_pairs(ids):
+    for (a, b), category in zip(unordered_pairs(ids), categories, strict=True):
         i, j = index[a], index[b]
         ens = float(((probs[i].astype(np.float64) + probs[j]).argmax(1) == labels).mean())
-        rows.append({"model_a": a, "model_b": b, "category": pair_category(cards[a]["tags"], cards[b]["tags"]),
+        rows.append({"model_a": a, "model_b": b, "category": category,
                      "kappa": float(kappa[i, j]), "gain": ens - max(acc[i], acc[j])})
     return rows
 
@@ -102,15 +102,18 @@ def _finding(categories: dict[str, dict[str, dict[str, float]]], corrupted: int,
 
 
 def _robustness(acc: np.ndarray, clean: np.ndarray, full: np.ndarray, sets: list[ShiftedSet],
-                sizes: dict[str, int]) -> dict[str, Any]:
-    """The zoo's probit line and every model's distance from it on each set (a corrupted set against the same images
-    clean, a folder against the whole eval split) and on the mean of the corrupted sets."""
+                sizes: dict[str, int], fit_on: np.ndarray) -> dict[str, Any]:
+    """The zoo's probit line (fit on the models of ``fit_on``: those not compressed) and every model's distance from it
+    on each set (a corrupted set against the same images clean, a folder against the whole eval split) and on the mean
+    of the corrupted sets."""
     robust: dict[str, Any] = {}
     for j, s in enumerate(sets):
-        robust[s.name] = effective_robustness(clean if s.folder is None else full, acc[:, j], n=sizes[s.name])
+        robust[s.name] = effective_robustness(clean if s.folder is None else full, acc[:, j], n=sizes[s.name],
+                                              fit_on=fit_on)
     corrupted = [j for j, s in enumerate(sets) if s.folder is None]
     if corrupted:
-        robust[MEAN] = effective_robustness(clean, acc[:, corrupted].mean(1), n=sizes[sets[corrupted[0]].name])
+        robust[MEAN] = effective_robustness(clean, acc[:, corrupted].mean(1), n=sizes[sets[corrupted[0]].name],
+                                            fit_on=fit_on)
     return robust
 
 
@@ -136,6 +139,8 @@ def shift_tables(study: Study, dataset: Dataset, *, models: str | Path, predicti
     if not np.array_equal(clean.sample_ids[np.minimum(rows, len(clean.sample_ids) - 1)], dataset.sample_ids[positions]):
         raise ValueError(f"{predictions}: the predictions do not cover the shifted sets' eval samples; re-run predict")
     cards = read_cards(models, ids)
+    categories = pair_categories(unordered_pairs(ids), {mid: card["tags"] for mid, card in cards.items()},
+                                 roots=compression_roots(study.models))
     names = [CLEAN, *(s.name for s in sets)]
     probs = {CLEAN: [np.asarray(np.load(p, mmap_mode="r")[rows]) for p in clean.probs]}
     for s in sets:
@@ -154,13 +159,14 @@ def shift_tables(study: Study, dataset: Dataset, *, models: str | Path, predicti
                    **(_clean_quality(probs[name][i], labels[name], bins=study.predict.ece_bins) if name == CLEAN else
                       {k: summaries[mid]["sets"][name][k] for k in ("nll", "ece")})}
                   for j, name in enumerate(names) for i, mid in enumerate(ids)]
-    robust = _robustness(acc[:, 1:], acc[:, 0], full, sets, {name: len(y) for name, y in labels.items()})
+    designed = np.array([study.models[mid].parent is None for mid in ids])
+    robust = _robustness(acc[:, 1:], acc[:, 0], full, sets, {name: len(y) for name, y in labels.items()}, designed)
     for row in model_rows:
         fit = robust.get(row["set"])
         row["effective_robustness"] = None if fit is None else _finite(fit["effective"][ids.index(row["model"])])
     frame = pl.DataFrame(model_rows)
 
-    pair_rows = [{**row, "set": name} for name in names for row in _pairs(probs[name], labels[name], ids, cards)]
+    pair_rows = [{**row, "set": name} for name in names for row in _pairs(probs[name], labels[name], ids, categories)]
     pairs = pl.DataFrame(pair_rows, schema={"model_a": pl.String, "model_b": pl.String, "category": pl.String,
                                             "kappa": pl.Float64, "gain": pl.Float64, "set": pl.String})
     if corrupted:

@@ -16,6 +16,7 @@ import polars as pl
 
 from zooscope.data.datasets import SPLITS
 from zooscope.models.probe import fit_probe
+from zooscope.vocab import CATEGORIES
 
 __all__ = ["concat_probe_acc", "mix_curve", "extreme_pairs", "outermost"]
 
@@ -66,12 +67,14 @@ def mix_curve(a: Splits, b: Splits, labels: Splits, *, fractions: Sequence[float
 
 
 def extreme_pairs(frame: pl.DataFrame, *, score: str) -> list[tuple[str, str]]:
-    """The most and the least similar pair (by ``score``) of each category, in the frame's order.
+    """The most and the least similar pair (by ``score``) of each methodology category of
+    :data:`zooscope.vocab.CATEGORIES`, in the frame's order (a compressed model's pairs are left out: a model and its
+    own compression would be every zoo's most similar pair, and say nothing about methodology).
 
     Args:
         frame: one row per pair with ``model_a``, ``model_b``, ``category`` and the ``score`` column.
     """
-    ranked = frame.with_row_index("row").filter(pl.col(score).is_not_nan())
+    ranked = frame.with_row_index("row").filter(pl.col(score).is_not_nan() & pl.col("category").is_in(CATEGORIES))
     chosen = set()
     for _, group in ranked.group_by("category"):
         chosen |= {group["row"][group[score].arg_max()], group["row"][group[score].arg_min()]}

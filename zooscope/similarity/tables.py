@@ -26,9 +26,9 @@ import polars.selectors as cs
 from zooscope._checks import is_constant
 from zooscope.models import knn, probe
 from zooscope.similarity import cka, neighbours, nulls, overlap
-from zooscope.config import ProbeSettings, SimilaritySettings, Study
+from zooscope.config import ProbeSettings, SimilaritySettings, Study, compression_roots
 from zooscope.io import sha256_file
-from zooscope.vocab import pair_category
+from zooscope.vocab import pair_categories
 from zooscope.similarity.overlap import concat_probe_acc, extreme_pairs, mix_curve, outermost
 from zooscope.paircache import Pair, cached_pairs, code_digest, digest
 from zooscope.similarity.cka import cka_pairs
@@ -98,9 +98,10 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return {key: [row[key] for row in rows] for key in rows[0]}
 
 
-def _pair_frame(pairs: list[Pair], cards: Mapping[str, Mapping[str, Any]]) -> pl.DataFrame:
+def _pair_frame(pairs: list[Pair], cards: Mapping[str, Mapping[str, Any]], roots: Mapping[str, str]) -> pl.DataFrame:
+    tags = {mid: card["tags"] for mid, card in cards.items()}
     return pl.DataFrame({"model_a": [a for a, _ in pairs], "model_b": [b for _, b in pairs],
-                         "category": [pair_category(cards[a]["tags"], cards[b]["tags"]) for a, b in pairs]},
+                         "category": pair_categories(pairs, tags, roots=roots)},
                         schema={"model_a": pl.String, "model_b": pl.String, "category": pl.String})
 
 
@@ -179,11 +180,11 @@ def similarity_tables(study: Study, cards: Mapping[str, Mapping[str, Any]], *, e
         progress: progress bars over the pairs computed.
     """
     settings, emb, cache = study.similarity, _Embeddings(embeddings, threads=study.threads), Path(cache)
-    ids = list(study.models)
+    ids, roots = list(study.models), compression_roots(study.models)
     pairs = unordered_pairs(ids)
     rows, n_scores = _scores(emb, pairs, cache, settings, progress)
     own = {mid: read_probe_summary(Path(probes) / mid)["probe_acc"] for mid in ids}
-    frame = pl.concat([_pair_frame(pairs, cards), rows], how="horizontal").with_columns(
+    frame = pl.concat([_pair_frame(pairs, cards, roots), rows], how="horizontal").with_columns(
         probe_acc_a=pl.col("model_a").replace_strict(own, return_dtype=pl.Float64),
         probe_acc_b=pl.col("model_b").replace_strict(own, return_dtype=pl.Float64))
 
@@ -194,11 +195,11 @@ def similarity_tables(study: Study, cards: Mapping[str, Mapping[str, Any]], *, e
     mixed = outermost(frame, extremes, score="cka_debiased", limit=settings.mix_max_pairs)
     mixes, n_mix = probing.mixes(mixed, settings)
 
-    concat = pl.concat([_pair_frame(concat_pairs, cards).drop("category"), concat], how="horizontal")
+    concat = pl.concat([_pair_frame(concat_pairs, cards, roots).drop("category"), concat], how="horizontal")
     frame = frame.join(concat, on=["model_a", "model_b"], how="left", maintain_order="left").with_columns(
         concat_gain=pl.col("concat_probe_acc") - pl.max_horizontal("probe_acc_a", "probe_acc_b"))
     shares = pl.Series("share_a", [list(settings.mix_fractions)] * len(mixed), dtype=pl.List(pl.Float64))
-    mix_frame = (pl.concat([_pair_frame(mixed, cards), mixes], how="horizontal").with_columns(shares)
+    mix_frame = (pl.concat([_pair_frame(mixed, cards, roots), mixes], how="horizontal").with_columns(shares)
                  .explode("share_a", "acc").rename({"acc": "probe_acc"}))
     frame = frame.with_columns(cs.float().fill_nan(None))  # undefined scores (a constant embedding) are missing
     return SimilarityTables(frame, mix_frame, {"similarity": n_scores, "concat": n_concat, "mix": n_mix})

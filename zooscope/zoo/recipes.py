@@ -11,6 +11,9 @@ seeded by ``tags.seed`` so the same params give the same weights on the CPU:
 - ``simclr``: SimCLR-style contrastive pretraining (NT-Xent, Chen et al. 2020); headless, probed later.
 - ``autoencoder``: a denoising autoencoder's encoder; headless, probed later.
 - ``random_features``: the randomly initialised, frozen network; headless and deliberately weak.
+- ``prune`` and ``quantize`` derive a model from its parent (:func:`compress_recipe`, given the parent's network,
+  which :mod:`zooscope.zoo.sources` fetches from ``train.parent``): global magnitude pruning with an optional
+  fine-tune, and int8 post-training quantisation (:mod:`zooscope.zoo.compress`).
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zooscope.config import (Augment, AutoencoderTrain, DistillTrain, Imbalance, ModelSpec, SimCLRTrain,
-                             SupervisedTrain, recipe_train_options)
+from zooscope.config import (Augment, AutoencoderTrain, DistillTrain, Imbalance, ModelSpec, PruneTrain, QuantizeTrain,
+                             SimCLRTrain, SupervisedTrain, recipe_train_options)
 from zooscope.data.datasets import Dataset
-from zooscope.data.transforms import native_preprocess, native_tensor
+from zooscope.data.transforms import iter_batches, native_preprocess
 from zooscope.zoo.arch import build_arch
+from zooscope.zoo.compress import make_permanent, prune_global, quantize_int8, sparsity
 
-__all__ = ["train_recipe", "augment_batch", "imbalanced"]
+__all__ = ["train_recipe", "compress_recipe", "augment_batch", "imbalanced"]
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -146,7 +150,8 @@ def imbalanced(positions: np.ndarray, labels: np.ndarray, imbalance: Imbalance, 
 
 def _train_tensors(dataset: Dataset, subset: str, preprocess: dict[str, Any],
                    imbalance: Imbalance | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    if dataset.images is None:
+    """The training subset's inputs, as the network with ``preprocess`` is fed (float32 [n, C, H, W]), and labels."""
+    if dataset.images is None and preprocess["kind"] == "native":
         raise ValueError(f"{dataset.name}: recipe models train on in-memory datasets (fashion-mnist, digits, torchvision)")
     pos = dataset.split(subset)
     if subset == "disjoint" and len(pos) < len(dataset.split("train")):
@@ -157,7 +162,8 @@ def _train_tensors(dataset: Dataset, subset: str, preprocess: dict[str, Any],
         )
     if imbalance is not None:
         pos = imbalanced(pos, dataset.labels[pos], imbalance, num_classes=dataset.num_classes)
-    return native_tensor(dataset.images[pos], preprocess), torch.from_numpy(dataset.labels[pos])
+    x = torch.cat(list(iter_batches(dataset, pos, preprocess, batch_size=4096)))
+    return x, torch.from_numpy(dataset.labels[pos])
 
 
 def _background(preprocess: dict[str, Any]) -> torch.Tensor:
@@ -292,6 +298,49 @@ _RECIPES = {
     "autoencoder": _recipe_autoencoder,
     "random_features": _recipe_random_features,
 }
+
+
+def _prune(spec: ModelSpec, opts: PruneTrain, model: nn.Module, dataset: Dataset, pre: dict,
+           progress: bool) -> tuple[nn.Module, dict]:
+    prune_global(model, amount=opts.sparsity)
+    summary: dict[str, Any] = {"method": "prune", "target_sparsity": opts.sparsity, "finetune_epochs": opts.epochs}
+    if opts.epochs:
+        seed = int(spec.tags.seed)
+        torch.manual_seed(seed)
+        x, y = _train_tensors(dataset, opts.subset, pre, opts.imbalance)
+
+        def loss_fn(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor, _g: torch.Generator) -> torch.Tensor:
+            return F.cross_entropy(net(_cl(xb)), yb)
+
+        summary["finetune"] = _fit(model, x, y, opts, loss_fn=loss_fn, generator=torch.Generator().manual_seed(seed),
+                                   desc="fine-tune", progress=progress)
+    make_permanent(model.eval())
+    return model, summary | {"sparsity": sparsity(model), "bits": 32}
+
+
+def _quantize(spec: ModelSpec, opts: QuantizeTrain, model: nn.Module, dataset: Dataset, pre: dict,
+              progress: bool) -> tuple[nn.Module, dict]:
+    pos = dataset.split(opts.subset)
+    rng = np.random.default_rng(int(spec.tags.seed))
+    chosen = np.sort(rng.choice(pos, size=min(opts.calibration_images, len(pos)), replace=False))
+    quantize_int8(model, iter_batches(dataset, chosen, pre, batch_size=256))
+    return model, {"method": "quantize", "bits": 8, "calibration_images": len(chosen), "sparsity": sparsity(model)}
+
+
+#: The recipes that derive a model from its parent's network (``zooscope.config.COMPRESSION_RECIPES``).
+_COMPRESSIONS = {"prune": _prune, "quantize": _quantize}
+
+
+def compress_recipe(spec: ModelSpec, parent: nn.Module, *, dataset: Dataset, preprocess: dict[str, Any],
+                    progress: bool = True) -> tuple[nn.Module, dict]:
+    """Derive a ``recipe:prune`` or ``recipe:quantize`` model from its parent's network (changed in place; fed with
+    the parent's ``preprocess``): returns (the network in eval mode, the compression's summary: method, bits, the
+    sparsity counted from the weights, and the fine-tune's or the calibration's details)."""
+    opts = recipe_train_options(spec)
+    _deterministic_kernels()
+    model, summary = _COMPRESSIONS[spec.target](spec, opts, parent.to(memory_format=torch.contiguous_format), dataset, preprocess,
+                              progress)
+    return model.to(memory_format=torch.contiguous_format).eval(), summary
 
 
 def _deterministic_kernels() -> None:

@@ -3,7 +3,8 @@
 ``fetch_model`` dispatches on the source prefix and returns the network with a *builder* (a JSON-able
 recipe for rebuilding the same architecture without weights) and its input preprocessing:
 
-- ``recipe:<name>``: trained here (:mod:`zooscope.zoo.recipes`).
+- ``recipe:<name>``: trained here (:mod:`zooscope.zoo.recipes`); ``recipe:prune`` and ``recipe:quantize`` fetch
+  their ``train.parent`` first and compress it (builder ``int8``: the parent's network with its inputs quantised).
 - ``timm:<arch.tag>``: ``timm.create_model(..., pretrained=True)`` (Hugging Face hub); ``pretrained_file``
   loads a local file instead through timm's ``pretrained_cfg_overlay``.
 - ``hf-hub:<repo>``: a timm model hosted on the Hugging Face hub (config.json + weights).
@@ -48,6 +49,10 @@ def _arch_builder(arch: ArchSpec, dataset: Dataset, num_classes: int) -> dict[st
 def build_network(builder: dict[str, Any]) -> nn.Module:
     """A freshly initialised network of the architecture a builder describes (no weights loaded)."""
     kind = builder.get("kind")
+    if kind == "int8":
+        from zooscope.zoo.compress import attach_int8
+
+        return attach_int8(build_network(builder["network"]))
     if kind == "arch":
         from zooscope.zoo.arch import build_arch
 
@@ -61,7 +66,7 @@ def build_network(builder: dict[str, Any]) -> nn.Module:
         import torchvision
 
         return torchvision.models.get_model(builder["name"], weights=None, **builder.get("kwargs", {}))
-    raise ValueError(f"unknown builder kind {kind!r} in model card; known: arch, timm, torchvision")
+    raise ValueError(f"unknown builder kind {kind!r} in model card; known: arch, timm, torchvision, int8")
 
 
 def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
@@ -86,9 +91,27 @@ def load_network(builder: dict[str, Any], weights_path: str) -> nn.Module:
 # --------------------------------------------------------------------------- fetchers
 
 
+def _fetch_compressed(spec: ModelSpec, dataset: Dataset, progress: bool) -> Fetched:
+    """A ``recipe:prune`` / ``recipe:quantize`` model: its parent fetched from ``train.parent`` (trained again, read or
+    downloaded as that zoo member is), then compressed. The card's training records the compression and a digest of
+    the parent's weights, so the compression table can tell whether the parent it compares with is the one used."""
+    from zooscope.io import tensors_digest
+    from zooscope.zoo.recipes import compress_recipe
+
+    parent = fetch_model(spec.parent, dataset=dataset, progress=progress)
+    digest = tensors_digest(parent.model.state_dict())
+    model, summary = compress_recipe(spec, parent.model, dataset=dataset, preprocess=parent.preprocess,
+                                     progress=progress)
+    builder = {"kind": "int8", "network": parent.builder} if spec.target == "quantize" else parent.builder
+    return Fetched(model, builder, parent.preprocess,
+                   {"compression": summary, "parent_weights": digest, "parent": parent.training})
+
+
 def _fetch_recipe(spec: ModelSpec, dataset: Dataset, progress: bool) -> Fetched:
     from zooscope.zoo.recipes import train_recipe
 
+    if spec.parent is not None:
+        return _fetch_compressed(spec, dataset, progress)
     model, pre, summary = train_recipe(spec, dataset=dataset, progress=progress)
     num_classes = getattr(model, "num_classes", dataset.num_classes)
     return Fetched(model, _arch_builder(spec.arch, dataset, num_classes), pre, summary)
