@@ -3,6 +3,7 @@ listing the valid sample ids and ranking a model's partners without labels."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -235,3 +236,14 @@ def test_partners_names_an_unknown_model_and_missing_artifacts(partner_files, tm
     assert main(["partners", "mlp", *partner_files]) == 2
     err = capsys.readouterr().err
     assert "pairs.parquet: not found; run the ensemble stage (dvc repro ensemble) first" in err and len(err.splitlines()) == 1
+
+
+def test_partners_of_a_compressed_model_point_to_the_compression_section(partner_files, tmp_path, tiny_study_dict, capsys):
+    study = copy.deepcopy(tiny_study_dict)
+    study["models"]["cnn_a_int8"] = {"source": "recipe:quantize", "tags": study["models"]["cnn_a"]["tags"],
+                                     "train": {"parent": copy.deepcopy(study["models"]["cnn_a"])}}
+    write_study(tmp_path / "params.yaml", study)
+    assert main(["partners", "cnn_a_int8", *partner_files]) == 2
+    err = capsys.readouterr().err
+    assert "cnn_a_int8 is a compressed model (recipe:quantize)" in err and "compression section" in err
+    assert len(err.splitlines()) == 1

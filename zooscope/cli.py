@@ -166,6 +166,10 @@ def _partners(args: argparse.Namespace) -> int:
     if results is None or "predicted_gain_a" not in pairs.columns:
         raise ValueError(f"{args.pairs} and {args.study_metrics} hold no partner evaluation; re-run the ensemble stage "
                          "(dvc repro ensemble)")
+    if study.models[model].parent is not None:
+        raise ValueError(f"{model} is a compressed model ({study.models[model].source}): partners are predicted and "
+                         "evaluated among the models trained apart; its pairs with its parent are in the report's "
+                         "compression section")
     if model not in results["models"]:
         raise ValueError(f"{args.study_metrics}: no partner evaluation of {model!r}; re-run the ensemble stage")
     order = {partner: rank for rank, partner in enumerate(results["models"][model]["predicted_order"])}

@@ -416,3 +416,86 @@ def test_a_distilled_model_finds_its_teacher_by_spec(tiny_study_dict):
     elsewhere["train"]["teacher"]["tags"]["seed"] = 99  # a teacher no zoo member has: no pair to compare
     study = parse_study({**tiny_study_dict, "models": {**models, "kd": student, "kd_other": elsewhere}})
     assert teacher_of(study.models) == {"kd": "cnn_b"}
+
+
+COMPRESSED = VALID + """\
+  pruned:
+    source: recipe:prune
+    tags: {seed: 0, hyperparameters: adamw, architecture: cnn-w4, framework: prune, data: digits-train}
+    train:
+      parent:
+        source: recipe:supervised
+        tags: {seed: 0, hyperparameters: adamw, architecture: cnn-w4, framework: supervised, data: digits-train}
+        arch: {kind: cnn, widths: [4, 8], hidden: 16}
+        train: {epochs: 1}
+      sparsity: 0.5
+"""
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("sparsity: 0.5", "sparsity: 1.5", ("models.pruned", "train.sparsity", "less than 1")),
+    ("      sparsity: 0.5", "      sparsity: 0.5\n      epochs: -1", ("train.epochs", "greater than or equal to 0")),
+    ("    source: recipe:prune\n", "    source: recipe:prune\n    arch: {kind: mlp}\n", ("takes its architecture from train.parent",)),
+    ("      sparsity: 0.5", "      sparsity: 0.5\n      teacher: 1", ("train.teacher", "unknown key")),
+    ("        train: {epochs: 1}\n      sparsity", "        train: {epochs: 1}\n        colour: red\n      sparsity",
+     ("train.parent.colour", "unknown key")),
+])
+def test_a_bad_compression_is_refused_in_one_line(tmp_path, old, new, words):
+    assert old in COMPRESSED
+    msg = _error(tmp_path, COMPRESSED.replace(old, new))
+    assert "\n" not in msg, msg
+    for word in words:
+        assert word in msg, msg
+
+
+def test_a_compressed_model_finds_its_parent_and_its_family_root_by_spec(tmp_path):
+    from zooscope.config import compression_parents, compression_roots, lint_zoo
+    from zooscope.vocab import pair_categories
+
+    raw = yaml.safe_load(COMPRESSED)
+    pruned = raw["models"]["pruned"]
+    raw["models"]["pruned_int8"] = {"source": "recipe:quantize", "tags": {**pruned["tags"], "framework": "int8"},
+                                    "train": {"parent": copy.deepcopy(pruned)}}
+    orphan = copy.deepcopy(pruned)
+    orphan["train"]["parent"]["tags"]["seed"] = 42  # no zoo member has this spec
+    raw["models"]["orphan"] = orphan
+    study = parse_study(raw)
+    assert compression_parents(study.models) == {"pruned": "cnn_a", "pruned_int8": "pruned"}
+    roots = compression_roots(study.models)
+    assert roots == {"pruned": "cnn_a", "pruned_int8": "cnn_a", "orphan": "orphan"}
+    tags = {mid: spec.tags.model_dump() for mid, spec in study.models.items()}
+    pairs = [("cnn_a", "pruned_int8"), ("pruned", "pruned_int8"), ("cnn_b", "pruned"), ("cnn_a", "orphan"),
+             ("cnn_a", "cnn_b")]
+    assert pair_categories(pairs, tags, roots=roots) == ["compression", "compression", "compressed-other",
+                                                         "compressed-other", "reinit"]
+    warnings = lint_zoo(study)
+    assert [w.models for w in warnings if w.kind == "no-parent"] == [("orphan",)]
+    assert not any(w.kind in ("duplicate", "shared-seed") for w in warnings)  # a compression shares its parent's seed
+
+
+def test_a_compressed_model_reads_its_parents_local_file():
+    from zooscope.config import ModelSpec
+
+    tags = {"seed": 0, "hyperparameters": "h", "architecture": "a", "framework": "f", "data": "d"}
+    parent = {"source": "file:/ckpt/r18.safetensors", "tags": tags, "arch": "resnet18"}
+    spec = ModelSpec(source="recipe:quantize", tags=tags, train={"parent": parent})
+    assert spec.local_file == "/ckpt/r18.safetensors" and spec.parent.local_file == "/ckpt/r18.safetensors"
+    assert ModelSpec(**parent).parent is None
+
+
+def test_the_imagenet_studys_compression_block_parses_when_uncommented():
+    """A compression of a pretrained timm model is fed as its parent is, so an image-folder study needs no image_size
+    for it (a compression of a recipe architecture would)."""
+    from zooscope.config import compression_parents
+
+    text = (REPO / "studies/imagenet.yaml").read_text()
+    block = text[text.index("  # r50_tv_prune50:"):]
+    uncommented = text.replace(block, block.replace("  # ", "  "))
+    study = parse_study(yaml.safe_load(uncommented))
+    assert compression_parents(study.models) == {"r50_tv_prune50": "r50_tv", "r50_tv_int8": "r50_tv"}
+    raw = yaml.safe_load(uncommented)
+    raw["models"]["native_int8"] = {"source": "recipe:quantize", "tags": raw["models"]["r50_tv_int8"]["tags"],
+                                    "train": {"parent": {"source": "recipe:supervised", "tags": {**raw["models"][
+                                        "r50_tv_int8"]["tags"], "seed": 1}, "arch": {"kind": "cnn"}}}}
+    with pytest.raises(StudyError, match="models native_int8: a recipe architecture needs the images in memory"):
+        parse_study(raw)

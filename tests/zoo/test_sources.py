@@ -192,3 +192,27 @@ def test_a_declared_mean_and_std_replace_a_file_checkpoints_dataset_statistics(t
     three = ModelSpec(source=f"file:{weights}", arch=arch, tags=TAGS, preprocess={"mean": [0.1] * 3})
     with pytest.raises(ValueError, match=r"preprocess.mean: 3 values for an input of 1 channel"):
         fetch_model(three, dataset=digits, progress=False)
+
+
+def test_a_compressed_model_fetches_its_file_parent_and_records_its_weights(tmp_path, digits):
+    """recipe:prune over a file: checkpoint: the parent read through the file source, pruned, and the card's digest
+    of the parent equal to the digest of the file's tensors."""
+    from safetensors.torch import load_file
+
+    from zooscope.io import tensors_digest
+    from zooscope.zoo.arch import build_arch
+    from zooscope.config import ArchSpec
+
+    arch = {"kind": "cnn", "widths": [4, 8], "hidden": 16}
+    torch.manual_seed(3)
+    net = build_arch(ArchSpec(**arch), in_chans=1, image_size=8, num_classes=10)
+    ckpt = tmp_path / "parent.safetensors"
+    write_safetensors(ckpt, {k: v.clone() for k, v in net.state_dict().items()})
+    tags = {**TAGS, "seed": 1}
+    parent = {"source": f"file:{ckpt}", "tags": TAGS, "arch": arch}
+    fetched = fetch_model(ModelSpec(source="recipe:prune", tags=tags, train={"parent": parent, "sparsity": 0.5}),
+                          dataset=digits, progress=False)
+    assert fetched.training["parent_weights"] == tensors_digest(load_file(ckpt))
+    assert fetched.training["compression"]["sparsity"] == pytest.approx(0.5, abs=1e-3)
+    rebuilt = _roundtrip(fetched, tmp_path)
+    _same_outputs(fetched.model, rebuilt, torch.randn(4, 1, 8, 8))

@@ -100,18 +100,21 @@ def _finding(table: pl.DataFrame) -> str:
     for r in table.iter_rows(named=True):
         shift = ("" if r["shift_top1"] is None else
                  f", {100 * (r['shift_top1'] - r['parent_shift_top1']):+.1f} points on the corrupted sets")
-        parts.append(f"{r['model']} ({r['method']}, sparsity {r['sparsity']:.2f}): {100 * r['top1_delta']:+.1f} points "
+        how = (f"int{r['bits']}" if r["method"] == "quantize" else f"{100 * r['sparsity']:.0f}% of weights pruned"
+               + (f", fine-tuned {r['finetune_epochs']} epoch(s)" if r["finetune_epochs"] else ""))
+        parts.append(f"{r['model']} ({how}): {100 * r['top1_delta']:+.1f} points "
                      f"of accuracy against {r['parent']}{shift}; {100 * r['churn']:.1f}% of its eval predictions "
                      f"differ from the parent's (kappa {r['kappa']:.2f})")
     return "Compressed against their parents: " + "; ".join(parts) + "."
 
 
 def _plot(table: pl.DataFrame) -> pl.DataFrame:
-    """Long format: per compressed model and its parent (sparsity 0, churn 0, kappa 1), each statistic."""
+    """Long format: per compressed model and its parent (sparsity 0, churn 0, kappa 1, no class lost), each
+    statistic."""
     rows = []
     for r in table.iter_rows(named=True):
         stats = {"top1": (r["top1"], r["parent_top1"]), "churn": (r["churn"], 0.0), "kappa": (r["kappa"], 1.0),
-                 "shift_top1": (r["shift_top1"], r["parent_shift_top1"])}
+                 "shift_top1": (r["shift_top1"], r["parent_shift_top1"]), "worst_class_delta": (r["worst_class_delta"], 0.0)}
         for stat, (value, parent_value) in stats.items():
             if value is None:
                 continue

@@ -118,8 +118,7 @@ class Study(Strict):
         """Recipe architectures (trained here, or ``file:`` weights of one) are built for the dataset's own pixels,
         which an image folder has in memory only when ``dataset.image_size`` says at what size."""
         if self.dataset.source.startswith("imagefolder:") and self.dataset.image_size is None:
-            native = [mid for mid, spec in self.models.items() if spec.kind == "recipe" or
-                      (spec.kind == "file" and not isinstance(spec.arch, str))]
+            native = [mid for mid, spec in self.models.items() if _reads_native_pixels(spec)]
             if native:
                 raise ValueError(f"models {', '.join(native)}: a recipe architecture needs the images in memory at one size, "
                                  "and an image folder has none: set dataset.image_size (e.g. 32) to decode it at that size")
@@ -219,6 +218,14 @@ def _models_digest(models: dict[str, Any]) -> str:
 
 def _json_text(data: Any) -> str:
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+
+
+def _reads_native_pixels(spec: ModelSpec) -> bool:
+    """Whether a model is a recipe architecture fed the dataset's own pixels: one trained here, ``file:`` weights of
+    one, or a compression of such a model (a compression is fed as its parent is)."""
+    if spec.parent is not None:
+        return _reads_native_pixels(spec.parent)
+    return spec.kind == "recipe" or (spec.kind == "file" and not isinstance(spec.arch, str))
 
 
 def dump_study(study: Study, *, folder: str) -> tuple[str, dict[str, str]]:

@@ -297,11 +297,12 @@ def ordered_partners(pairs: Any, model: str | None = None) -> Any:
     """The pair table (a polars frame with ``model_a``, ``model_b``, ``category``, ``gain``, ``predicted_gain_a``,
     ``predicted_gain_b`` and the :data:`FEATURES`) as one row per (model, partner): ``model, partner, category,
     predicted_gain`` (from the fit without the model's pairs), ``gain`` (measured, eval) and the pair's features;
-    only ``model``'s rows when given (its ranking is ``metrics/study.json``'s ``predicted_order``)."""
+    only ``model``'s rows when given (its ranking is ``metrics/study.json``'s ``predicted_order``). Pairs left out of
+    the fit (a compressed model's: null predictions) are left out."""
     import polars as pl
 
     sides = [pairs.select(pl.col(f"model_{me}").alias("model"), pl.col(f"model_{other}").alias("partner"), "category",
                           pl.col(f"predicted_gain_{me}").alias("predicted_gain"), "gain", *FEATURES)
              for me, other in (("a", "b"), ("b", "a"))]
-    both = pl.concat(sides)
+    both = pl.concat(sides).drop_nulls("predicted_gain")
     return both if model is None else both.filter(pl.col("model") == model)

@@ -11,6 +11,7 @@ probability files changed are computed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,14 +71,28 @@ def _group_summary(frame: pl.DataFrame, per_group: pl.DataFrame, groups: dict[st
             "specialised_pairs": {r["category"]: r["specialised"] for r in share.sort("category").iter_rows(named=True)}}
 
 
-def _partners(frame: pl.DataFrame, preds: Predictions, predictions: str | Path, ids: list[str]) -> PartnerChoice:
+def _partners(frame: pl.DataFrame, preds: Predictions, predictions: str | Path, ids: list[str],
+              roots: Mapping[str, str]) -> tuple[PartnerChoice, dict[str, pl.Series]]:
     """Partner choice without labels (``zooscope.ensemble.partners``) from the pair table's label-free columns and
-    each model's eval top-5 classes and mean max-probability (no eval label read)."""
-    index = {mid: m for m, mid in enumerate(ids)}
-    confidence = np.array([np.load(path, mmap_mode="r").max(1).mean(dtype=np.float64) for path in preds.probs])
-    return partner_choice(ids, np.array([(index[a], index[b]) for a, b in frame.select("model_a", "model_b").rows()]),
-                          {c: frame[c].to_numpy() for c in ("disagreement", "cka_debiased", "mutual_knn", "gain")},
-                          top=read_top5(predictions, ids), confidence=confidence)
+    each model's eval top-5 classes and mean max-probability (no eval label read), over the models trained apart: a
+    compressed model (a key of ``roots``) is nearly a copy of its parent, and its pairs would fit and score the
+    easiest rankings. Returns the choice and its columns over every pair of ``frame`` (null for the others')."""
+    designed = [mid for mid in ids if mid not in roots]
+    index = {mid: m for m, mid in enumerate(designed)}
+    keep = frame["model_a"].is_in(designed) & frame["model_b"].is_in(designed)
+    kept = frame.filter(keep)
+    rows = [ids.index(mid) for mid in designed]
+    confidence = np.array([np.load(preds.probs[r], mmap_mode="r").max(1).mean(dtype=np.float64) for r in rows])
+    choice = partner_choice(designed, np.array([(index[a], index[b]) for a, b in kept.select("model_a", "model_b").rows()]),
+                            {c: kept[c].to_numpy() for c in ("disagreement", "cka_debiased", "mutual_knn", "gain")},
+                            top=read_top5(predictions, designed), confidence=confidence)
+    where = np.flatnonzero(keep.to_numpy())
+    columns = {}
+    for name, values in choice.columns.items():
+        full = np.full(len(frame), np.nan)
+        full[where] = values
+        columns[name] = pl.Series(name, full).fill_nan(None)
+    return choice, columns
 
 
 def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path, similarity: pl.DataFrame,
@@ -103,8 +118,8 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
     chosen_on = calibration_columns(calibration, pairs)
     frame = pairs_table(table.frame.join(chosen_on, on=["model_a", "model_b"], how="left", maintain_order="left"),
                         similarity)
-    partners = _partners(frame, preds, predictions, ids)
-    frame = frame.with_columns(**partners.columns)
+    partners, partner_columns = _partners(frame, preds, predictions, ids, compression_roots(study.models))
+    frame = frame.with_columns(**partner_columns)
     size = min(settings.greedy_max_size, len(ids))
     order = greedy_ensemble(lambda m: np.load(calibration.probs[m], mmap_mode="r"), calibration.labels, max_size=size,
                             n_models=len(ids))["order"]

@@ -64,14 +64,15 @@ def compression_section(data: ReportData) -> list[Section]:
                          "shift_delta": None if r["shift_top1"] is None else r["shift_top1"] - r["parent_shift_top1"],
                          "worst_class": group_name(data, r["worst_class"])})
     stats = {"top-1 (%)": ("top1", "parent_top1", 100), "churn vs parent (%)": ("churn", None, 100),
-             "kappa with parent": ("kappa", None, 1), "corrupted top-1 (%)": ("shift_top1", "parent_shift_top1", 100)}
+             "kappa with parent": ("kappa", None, 1), "corrupted top-1 (%)": ("shift_top1", "parent_shift_top1", 100),
+             "largest class loss (pts)": ("worst_class_delta", None, 100)}
     panels = {}
     for title, (key, parent_key, scale) in stats.items():
         points = []
         for r in frame.iter_rows(named=True):
             if r[key] is None:
                 continue
-            parent_value = r[parent_key] if parent_key else {"churn": 0.0, "kappa": 1.0}[key]
+            parent_value = r[parent_key] if parent_key else {"churn": 0.0, "kappa": 1.0, "worst_class_delta": 0.0}[key]
             points += [(0.0, scale * parent_value, "parent", r["parent"]),
                        (r["sparsity"], scale * r[key], _method(r), r["model"])]
         if points:
@@ -85,7 +86,8 @@ def compression_section(data: ReportData) -> list[Section]:
         tag("figure", figures.against_sparsity(panels, methods=_METHODS),
             tag("figcaption", "Each compressed model against its parent (sparsity 0, churn 0, kappa 1): does the same "
                               "accuracy mean the same model? Churn and kappa say how many of its answers, and which "
-                              "mistakes, it shares with the parent; the corrupted sets ask the same off the test set.")),
+                              "mistakes, it shares with the parent; the corrupted sets ask the same off the test set, "
+                              "and the last panel how much it loses on the class it loses most on.")),
         tag("div", table(rows, _COLUMNS, sortable=True,
                          caption=f"Intervals: 95% over images ({metrics['n_boot']} paired resamples of the eval images): "
                                  "they speak for these two networks on other images like these, not for other "

@@ -332,8 +332,12 @@ def against_sparsity(panels: Mapping[str, Sequence[tuple[float, float, str, str]
     plt = _plt()
     markers = {"parent": ("o", "#333333"), "prune": ("s", "#4c78a8"), "prune+fine-tune": ("D", "#54a24b"),
                "quantize": ("^", "#e45756")}
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.1), squeeze=False)
-    for ax, (title, points) in zip(axes[0], panels.items()):
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.7 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (title, points) in zip(axes.flat, panels.items()):
         for method in dict.fromkeys(p[2] for p in points):
             mine = [p for p in points if p[2] == method]
             marker, color = markers.get(method, ("x", "#888888"))
@@ -346,6 +350,12 @@ def against_sparsity(panels: Mapping[str, Sequence[tuple[float, float, str, str]
         ax.grid(color="#eeeeee", lw=0.6)
         ax.tick_params(labelsize=7)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7.5, frameon=False)
+    if len(panels) < rows * cols:  # the legend in the first empty cell
+        spare = axes.flat[len(panels)]
+        spare.set_visible(True)
+        spare.axis("off")
+        spare.legend(handles, labels, loc="center", fontsize=8, frameon=False)
+    else:
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7.5, frameon=False)
     fig.tight_layout()
     return svg(fig, label="compressed models against sparsity")

@@ -67,9 +67,12 @@ def make_permanent(model: nn.Module) -> nn.Module:
 
 
 def _quantize_input(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The layer's input on its int8 grid, in float32 whatever the input's type (autocast feeds bfloat16), then
+    back in that type."""
     lo, hi = (int(v) for v in module.input_range)
-    x = torch.fake_quantize_per_tensor_affine(inputs[0], module.input_scale, module.input_zero_point, lo, hi)
-    return (x, *inputs[1:])
+    x = inputs[0]
+    q = torch.fake_quantize_per_tensor_affine(x.float(), module.input_scale.float(), module.input_zero_point, lo, hi)
+    return (q.to(x.dtype), *inputs[1:])
 
 
 def attach_int8(model: nn.Module) -> nn.Module:
