@@ -499,3 +499,14 @@ def test_the_imagenet_studys_compression_block_parses_when_uncommented():
                                         "r50_tv_int8"]["tags"], "seed": 1}, "arch": {"kind": "cnn"}}}}
     with pytest.raises(StudyError, match="models native_int8: a recipe architecture needs the images in memory"):
         parse_study(raw)
+
+
+def test_a_parent_that_writes_its_defaults_out_is_the_same_zoo_member():
+    from zooscope.config import compression_parents, same_model
+
+    raw = yaml.safe_load(COMPRESSED)
+    raw["models"]["pruned"]["train"]["parent"]["train"] |= {"batch_size": 128, "optimizer": "adamw"}  # the defaults
+    study = parse_study(raw)
+    assert compression_parents(study.models) == {"pruned": "cnn_a"}
+    assert same_model(study.models["cnn_a"], study.models["pruned"].parent)
+    assert not same_model(study.models["cnn_b"], study.models["pruned"].parent)  # another seed

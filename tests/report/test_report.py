@@ -84,6 +84,10 @@ def test_critic_models_are_the_base_and_the_farthest_of_the_most_distant_categor
     models, overlap = _zoo(("r1", "reinit", False, 0.2), ("r2", "reinit", False, 0.3), ("r3", "reinit", False, 0.1))
     assert critic_models(overlap, models, base="b") == ["b", "r1", "r2"]
     assert critic_models(overlap, models, base="b", others=1) == ["b", "r2"]
+    # a compressed copy of the base has no methodology category: never chosen, however far its prototypes lie
+    models, overlap = _zoo(("r1", "reinit", False, 0.2), ("d1", "dataset", False, 0.25), ("b_int8", "compression", False, 0.9),
+                           ("b_p90", "compressed-other", False, 0.95))
+    assert critic_models(overlap, models, base="b") == ["b", "r1", "d1"]
 
 
 # --------------------------------------------------------------------------- the rendered report

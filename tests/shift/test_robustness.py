@@ -28,6 +28,21 @@ def test_models_on_a_probit_line_have_zero_effective_robustness():
     assert got["slope"] == pytest.approx(0.9) and got["intercept"] == pytest.approx(-0.3)
 
 
+def test_the_line_is_fit_on_the_masked_models_and_every_model_gets_its_distance():
+    """A compressed model (masked out) does not move the line; its residual is taken from the line of the others."""
+    clean = np.array([0.62, 0.70, 0.81, 0.88, 0.93, 0.80])
+    shifted = np.array([0.40, 0.52, 0.55, 0.71, 0.80, 0.30])
+    fit = np.array([True, True, True, True, True, False])
+    x, y = norm.ppf(clean), norm.ppf(shifted)
+    (intercept, slope), *_ = np.linalg.lstsq(np.stack([np.ones(5), x[:5]], 1), y[:5], rcond=None)
+    got = effective_robustness(clean, shifted, n=1000, fit_on=fit)
+    assert got["slope"] == pytest.approx(slope) and got["intercept"] == pytest.approx(intercept)
+    np.testing.assert_allclose(got["effective"], shifted - norm.cdf(intercept + slope * x), atol=1e-12)
+    assert effective_robustness(clean, shifted, n=1000, fit_on=np.eye(6, dtype=bool)[0])["slope"] is None
+    with pytest.raises(ValueError, match="mask of the 6 models"):
+        effective_robustness(clean, shifted, n=1000, fit_on=fit[:5])
+
+
 def test_the_line_is_undefined_without_two_distinct_clean_accuracies():
     got = effective_robustness(np.array([0.8, 0.8]), np.array([0.5, 0.6]), n=100)
     assert got["slope"] is None and np.isnan(got["effective"]).all()

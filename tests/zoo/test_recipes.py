@@ -117,3 +117,29 @@ def test_imbalance_keeps_a_seeded_share_of_one_class_by_hand():
         imbalanced(positions, labels, Imbalance(label=5, keep=0.5), num_classes=3)
     with pytest.raises(ValueError, match="no sample of class 2"):
         imbalanced(positions[:3], labels[:3], Imbalance(label=2, keep=0.5), num_classes=3)
+
+
+def test_a_pruned_model_fine_tunes_on_its_parents_training_data(digits):
+    """Without train.subset, the fine-tune takes the parent's subset and imbalance (here: a tenth of class 3's
+    samples), up a chain of compressions too; with it, its own."""
+    import copy
+
+    from tests.conftest import TINY_STUDY
+    from zooscope.config import ModelSpec, recipe_train_options
+    from zooscope.zoo.recipes import _parent_data, imbalanced
+    from zooscope.zoo.sources import fetch_model
+
+    parent = copy.deepcopy(TINY_STUDY["models"]["cnn_a"])
+    parent["train"] |= {"imbalance": {"label": 3, "keep": 0.1, "seed": 0}}
+    tags = {**parent["tags"], "seed": 9}
+    pruned = ModelSpec(source="recipe:prune", tags=tags, train={"parent": parent, "sparsity": 0.5, "epochs": 1})
+    subset, imbalance = _parent_data(pruned, recipe_train_options(pruned))
+    assert subset == "train" and (imbalance.label, imbalance.keep) == (3, 0.1)
+    own = ModelSpec(source="recipe:prune", tags=tags, train={"parent": parent, "sparsity": 0.5, "subset": "train"})
+    assert _parent_data(own, recipe_train_options(own)) == ("train", None)
+    int8_of_pruned = ModelSpec(source="recipe:quantize", tags=tags, train={"parent": pruned.model_dump()})
+    assert _parent_data(int8_of_pruned, recipe_train_options(int8_of_pruned))[1].label == 3
+    fetched = fetch_model(pruned, dataset=digits, progress=False)
+    pos = digits.split("train")
+    kept = imbalanced(pos, digits.labels[pos], imbalance, num_classes=digits.num_classes)
+    assert fetched.training["compression"]["finetune"]["train_samples"] == len(kept) < len(pos)

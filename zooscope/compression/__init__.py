@@ -6,6 +6,7 @@
 The compressing itself is :mod:`zooscope.zoo.compress` (pruning and int8 quantisation of a network).
 """
 
-from zooscope.compression.tables import COMPRESSION_COLUMNS, CompressionTables, churn, compression_tables
+from zooscope.compression.tables import (COMPRESSION_COLUMNS, PLOT_STATISTICS, CompressionTables, compression_tables,
+                                         describe, plot_frame)
 
-__all__ = ["COMPRESSION_COLUMNS", "CompressionTables", "churn", "compression_tables"]
+__all__ = ["COMPRESSION_COLUMNS", "PLOT_STATISTICS", "CompressionTables", "compression_tables", "describe", "plot_frame"]

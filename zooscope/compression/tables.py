@@ -23,11 +23,11 @@ import polars as pl
 
 from zooscope.artifacts import WEIGHTS, read_cards, read_predictions, shifted_file
 from zooscope.config import Study, compression_parents
-from zooscope.ensemble.agreement import error_consistency
+from zooscope.ensemble.agreement import disagreement, error_consistency
 from zooscope.ensemble.bootstrap import bootstrap_weights, interval95, resampled_counts
 from zooscope.io import read_json, tensors_digest
 
-__all__ = ["COMPRESSION_COLUMNS", "CompressionTables", "churn", "compression_tables"]
+__all__ = ["COMPRESSION_COLUMNS", "PLOT_STATISTICS", "CompressionTables", "compression_tables", "describe", "plot_frame"]
 
 #: The columns of ``artifacts/compression.parquet``, one row per compressed model whose parent is in the zoo.
 COMPRESSION_COLUMNS = (
@@ -49,12 +49,19 @@ class CompressionTables:
     plot: pl.DataFrame
 
 
-def churn(pred_a: np.ndarray, pred_b: np.ndarray) -> float:
-    """The share of samples whose predicted class differs between two models (int [n] each)."""
-    pred_a, pred_b = np.asarray(pred_a), np.asarray(pred_b)
-    if pred_a.shape != pred_b.shape or pred_a.ndim != 1 or not len(pred_a):
-        raise ValueError(f"churn needs two predictions of one non-empty length, got {pred_a.shape} and {pred_b.shape}")
-    return float((pred_a != pred_b).mean())
+#: The statistics of ``plots/compression.csv`` and the report's figure: column -> (the parent's column, or its value
+#: against itself: no churn, kappa 1, no class lost).
+PLOT_STATISTICS: dict[str, str | float] = {"top1": "parent_top1", "churn": 0.0, "kappa": 1.0,
+                                           "shift_top1": "parent_shift_top1", "worst_class_delta": 0.0}
+
+
+def describe(row: Mapping[str, Any]) -> str:
+    """How a compressed model was made, in words: ``int8``, or ``70% of weights pruned, fine-tuned 1 epoch(s)`` (the
+    sparsity counted from its weights)."""
+    if row["method"] == "quantize":
+        return f"int{row['bits']}"
+    return f"{100 * row['sparsity']:.0f}% of weights pruned" + (
+        f", fine-tuned {row['finetune_epochs']} epoch(s)" if row["finetune_epochs"] else "")
 
 
 def _paired_intervals(child_right: np.ndarray, parent_right: np.ndarray, flipped: np.ndarray, *, n_boot: int,
@@ -72,7 +79,7 @@ def _shift_side(mid: str, parent: str, shift: Mapping[str, Any], shifted: Path) 
     if not sets or mid not in models or parent not in models:
         return {"shift_top1": None, "parent_shift_top1": None, "shift_churn": None, "effective_robustness": None,
                 "parent_effective_robustness": None}
-    flips = [churn(np.load(shifted_file(shifted / mid, s), mmap_mode="r").argmax(1),
+    flips = [disagreement(np.load(shifted_file(shifted / mid, s), mmap_mode="r").argmax(1),
                    np.load(shifted_file(shifted / parent, s), mmap_mode="r").argmax(1)) for s in sets]
     return {"shift_top1": models[mid]["mean_top1"], "parent_shift_top1": models[parent]["mean_top1"],
             "shift_churn": float(np.mean(flips)), "effective_robustness": models[mid]["effective_robustness"],
@@ -80,14 +87,16 @@ def _shift_side(mid: str, parent: str, shift: Mapping[str, Any], shifted: Path) 
 
 
 def _group_drops(mid: str, parent: str, groups: pl.DataFrame) -> dict[str, Any]:
-    """Per kind (a group of classes, a class): the one where the model loses most accuracy against its parent."""
+    """Per kind (a group of classes, a class): the one where the model loses most accuracy against its parent (a
+    group without eval images, whose accuracy is NaN, is left out; None where none is left)."""
     out: dict[str, Any] = {}
     for kind in ("group", "class"):
         rows = groups.filter(pl.col("kind") == kind)
         mine = dict(zip(rows.filter(pl.col("model") == mid)["group"], rows.filter(pl.col("model") == mid)["accuracy"]))
         theirs = dict(zip(rows.filter(pl.col("model") == parent)["group"],
                           rows.filter(pl.col("model") == parent)["accuracy"]))
-        deltas = {g: mine[g] - theirs[g] for g in mine if g in theirs and mine[g] is not None and theirs[g] is not None}
+        deltas = {g: mine[g] - theirs[g] for g in mine
+                  if g in theirs and mine[g] is not None and theirs[g] is not None and np.isfinite(mine[g] - theirs[g])}
         worst = min(deltas, key=lambda g: deltas[g], default=None)
         out[f"worst_{kind}"], out[f"worst_{kind}_delta"] = worst, None if worst is None else float(deltas[worst])
     return out
@@ -100,27 +109,25 @@ def _finding(table: pl.DataFrame) -> str:
     for r in table.iter_rows(named=True):
         shift = ("" if r["shift_top1"] is None else
                  f", {100 * (r['shift_top1'] - r['parent_shift_top1']):+.1f} points on the corrupted sets")
-        how = (f"int{r['bits']}" if r["method"] == "quantize" else f"{100 * r['sparsity']:.0f}% of weights pruned"
-               + (f", fine-tuned {r['finetune_epochs']} epoch(s)" if r["finetune_epochs"] else ""))
-        parts.append(f"{r['model']} ({how}): {100 * r['top1_delta']:+.1f} points "
+        parts.append(f"{r['model']} ({describe(r)}): {100 * r['top1_delta']:+.1f} points "
                      f"of accuracy against {r['parent']}{shift}; {100 * r['churn']:.1f}% of its eval predictions "
                      f"differ from the parent's (kappa {r['kappa']:.2f})")
     return "Compressed against their parents: " + "; ".join(parts) + "."
 
 
-def _plot(table: pl.DataFrame) -> pl.DataFrame:
-    """Long format: per compressed model and its parent (sparsity 0, churn 0, kappa 1, no class lost), each
-    statistic."""
+def plot_frame(table: pl.DataFrame) -> pl.DataFrame:
+    """Long format: per compressed model and its parent (at sparsity 0), each statistic of :data:`PLOT_STATISTICS`:
+    {parent, model, method (parent, prune, prune+fine-tune, quantize), sparsity, statistic, value}."""
     rows = []
     for r in table.iter_rows(named=True):
-        stats = {"top1": (r["top1"], r["parent_top1"]), "churn": (r["churn"], 0.0), "kappa": (r["kappa"], 1.0),
-                 "shift_top1": (r["shift_top1"], r["parent_shift_top1"]), "worst_class_delta": (r["worst_class_delta"], 0.0)}
-        for stat, (value, parent_value) in stats.items():
+        for stat, against in PLOT_STATISTICS.items():
+            value, parent_value = r[stat], r[against] if isinstance(against, str) else against
             if value is None:
                 continue
             rows.append({"parent": r["parent"], "model": r["parent"], "method": "parent", "sparsity": 0.0,
                          "statistic": stat, "value": parent_value})
-            rows.append({"parent": r["parent"], "model": r["model"], "method": r["method"], "sparsity": r["sparsity"],
+            method = "prune+fine-tune" if r["method"] == "prune" and r["finetune_epochs"] else r["method"]
+            rows.append({"parent": r["parent"], "model": r["model"], "method": method, "sparsity": r["sparsity"],
                          "statistic": stat, "value": value})
     schema = {"parent": pl.String, "model": pl.String, "method": pl.String, "sparsity": pl.Float64,
               "statistic": pl.String, "value": pl.Float64}
@@ -160,7 +167,7 @@ def compression_tables(study: Study, *, models: str | Path, predictions: str | P
                 "top1": float(right.mean()), "parent_top1": float(parent_right.mean()),
                 "top1_delta": float(right.mean() - parent_right.mean()), "top1_delta_lo": ci["delta"][0],
                 "top1_delta_hi": ci["delta"][1], "kappa": error_consistency(right, parent_right)["kappa"],
-                "churn": churn(pred, parent_pred), "churn_lo": ci["churn"][0], "churn_hi": ci["churn"][1],
+                "churn": disagreement(pred, parent_pred), "churn_lo": ci["churn"][0], "churn_hi": ci["churn"][1],
                 "right_to_wrong": float((parent_right & ~right).mean()),
                 "wrong_to_right": float((~parent_right & right).mean()),
                 **_shift_side(mid, parent, shift, Path(shifted)), **_group_drops(mid, parent, groups)})
@@ -171,4 +178,4 @@ def compression_tables(study: Study, *, models: str | Path, predictions: str | P
     metrics = {"models": {r["model"]: {k: v for k, v in r.items() if k != "model"} for r in table.iter_rows(named=True)},
                "finding": _finding(table), "n_boot": study.ensemble.n_boot,
                "rebuilt_parent_differs": sorted(table.filter(~pl.col("same_parent_weights"))["model"])}
-    return CompressionTables(table, metrics, _plot(table))
+    return CompressionTables(table, metrics, plot_frame(table))

@@ -14,11 +14,12 @@ from zooscope.config.lint import ZooWarning, lint_zoo
 from zooscope.config.zoo import (ARCH_KINDS, COMPRESSION_RECIPES, RECIPES, SOURCE_KINDS, ArchSpec, Augment,
                                  AutoencoderTrain, DistillTrain, Imbalance, ModelSpec, PreprocessSpec, PruneTrain,
                                  QuantizeTrain, RandomFeaturesTrain, SimCLRTrain, SupervisedTrain, Tags, TeacherSpec,
-                                 compression_parents, compression_roots, recipe_train_options, teacher_of)
+                                 compression_parents, compression_roots, recipe_train_options, same_model,
+                                 teacher_of, trained_apart)
 
 __all__ = [
     "ARCH_KINDS", "RECIPES", "COMPRESSION_RECIPES", "PruneTrain", "QuantizeTrain", "compression_parents",
-    "compression_roots", "SOURCE_KINDS", "StudyError", "Study", "DatasetSpec", "ModelSpec", "PreprocessSpec", "Tags",
+    "compression_roots", "same_model", "trained_apart", "SOURCE_KINDS", "StudyError", "Study", "DatasetSpec", "ModelSpec", "PreprocessSpec", "Tags",
     "ArchSpec",
     "Augment", "Imbalance", "SupervisedTrain", "DistillTrain", "TeacherSpec", "SimCLRTrain", "AutoencoderTrain",
     "RandomFeaturesTrain", "recipe_train_options", "teacher_of", "load_study", "parse_study", "dump_study",

@@ -30,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from zooscope.config.study import Study
-from zooscope.config.zoo import ModelSpec, compression_parents
+from zooscope.config.zoo import ModelSpec, compression_parents, trained_apart
 from zooscope.vocab import CATEGORIES, METHODOLOGY_TAGS, pair_category
 
 __all__ = ["ZooWarning", "lint_zoo", "MIN_PAIRS", "MIN_MODELS"]
@@ -145,7 +145,7 @@ def _orphans(study: Study) -> list[ZooWarning]:
 def lint_zoo(study: Study) -> list[ZooWarning]:
     """Every design warning about the study's zoo, over the pairs of the headline tables (those without a compressed
     model)."""
-    designed = {mid: spec for mid, spec in study.models.items() if spec.parent is None}
+    designed = {mid: study.models[mid] for mid in trained_apart(study.models)}
     pairs = {(a, b): pair_category(designed[a].tags.model_dump(), designed[b].tags.model_dump())
              for a, b in itertools.combinations(designed, 2)}
     return [*_shared_seeds(study, pairs), *_thin_categories(study, pairs), *_weak_in_means(study, pairs),

@@ -3,7 +3,6 @@ trained here, the architecture and the recipe's options."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -14,7 +13,7 @@ __all__ = ["SOURCE_KINDS", "RECIPES", "ARCH_KINDS", "Tags", "ArchSpec", "Augment
            "TeacherSpec",
            "DistillTrain", "SimCLRTrain", "AutoencoderTrain", "RandomFeaturesTrain", "PruneTrain", "QuantizeTrain",
            "COMPRESSION_RECIPES", "PreprocessSpec", "ModelSpec", "recipe_train_options", "teacher_of",
-           "compression_parents", "compression_roots"]
+           "compression_parents", "compression_roots", "same_model", "trained_apart"]
 
 #: Source prefixes a model may come from.
 SOURCE_KINDS = ("recipe", "timm", "torchvision", "hf-hub", "file")
@@ -124,12 +123,16 @@ class PruneTrain(_TrainBase):
     every convolution and linear layer taken together, smallest magnitude first, set to zero; then ``epochs`` of
     fine-tuning on the training subset with the pruned weights held at zero (0: none, the default). The parent is
     rebuilt inside the model's fetch from its spec (a YAML anchor to a zoo member: ``parent: *cnn_base``), as a
-    distilled model's teacher is, so DVC tracks it with the model."""
+    distilled model's teacher is, so DVC tracks it with the model. Fine-tuning holds the subset's inputs in memory,
+    at the network's input size."""
 
     parent: ModelSpec
     sparsity: float = Field(gt=0, lt=1, description="the share of conv and linear weights set to zero, in (0, 1)")
     epochs: int = Field(0, ge=0, description="fine-tuning epochs after pruning (0: none)")
     lr: float = Field(5e-4, gt=0)
+    subset: Literal["train", "disjoint"] | None = Field(
+        None, description="what it fine-tunes on; None: the parent's training data (its subset and imbalance; the train "
+                          "split for a model not trained here); a subset given here comes with this model's imbalance")
 
 
 class QuantizeTrain(Strict):
@@ -141,7 +144,9 @@ class QuantizeTrain(Strict):
 
     parent: ModelSpec
     calibration_images: int = Field(512, ge=1, description="training images the activation ranges are observed on")
-    subset: Literal["train", "disjoint"] = "train"
+    subset: Literal["train", "disjoint"] | None = Field(
+        None, description="where they are drawn from; None: the parent's training subset (train for a model not "
+                          "trained here)")
 
 
 _RECIPE_OPTIONS: dict[str, type[Strict]] = {
@@ -296,9 +301,28 @@ PruneTrain.model_rebuild()
 QuantizeTrain.model_rebuild()
 
 
-def _member(models: dict[str, ModelSpec], *, besides: str, matches: Callable[[ModelSpec], bool]) -> str | None:
-    """The first declared zoo member other than ``besides`` that ``matches`` (None: none does)."""
-    return next((mid for mid, spec in models.items() if mid != besides and matches(spec)), None)
+def _resolved(spec: ModelSpec) -> dict[str, Any]:
+    """The spec as a dict with a recipe's train options resolved (every default written out)."""
+    train = recipe_train_options(spec).model_dump() if spec.kind == "recipe" else spec.train
+    return spec.model_dump(exclude={"train"}) | {"train": train}
+
+
+def same_model(a: ModelSpec, b: ModelSpec) -> bool:
+    """Whether two specs build the same model: equal once their recipes' train options are resolved, so a spec that
+    writes a default out (``epochs: 5``) is the same as one that leaves it out."""
+    return _resolved(a) == _resolved(b)
+
+
+def _member(models: dict[str, ModelSpec], spec: ModelSpec, *, besides: str) -> str | None:
+    """The first declared zoo member other than ``besides`` that is the same model as ``spec`` (None: none is)."""
+    return next((mid for mid, other in models.items() if mid != besides and same_model(other, spec)), None)
+
+
+def trained_apart(models: dict[str, ModelSpec]) -> list[str]:
+    """The ids of the models that are no compression of another (``recipe:prune``, ``recipe:quantize``), in order: the
+    zoo whose pairs the methodology categories, the zoo bootstrap, the probit line, partner choice and the consensus
+    votes speak for (a compression is nearly a copy of its parent and would count it twice)."""
+    return [mid for mid, spec in models.items() if spec.parent is None]
 
 
 def compression_parents(models: dict[str, ModelSpec]) -> dict[str, str]:
@@ -308,7 +332,7 @@ def compression_parents(models: dict[str, ModelSpec]) -> dict[str, str]:
     out = {}
     for mid, spec in models.items():
         parent = spec.parent
-        found = None if parent is None else _member(models, besides=mid, matches=lambda other: other == parent)
+        found = None if parent is None else _member(models, parent, besides=mid)
         if found is not None:
             out[mid] = found
     return out
@@ -343,9 +367,7 @@ def teacher_of(models: dict[str, ModelSpec]) -> dict[str, str]:
         if spec.kind != "recipe" or spec.target != "distill":
             continue
         teacher = recipe_train_options(spec).teacher  # type: ignore[attr-defined]
-        found = _member(models, besides=student, matches=lambda other: (
-            other.source == teacher.source and other.tags == teacher.tags and other.arch == teacher.arch
-            and other.weak == teacher.weak and recipe_train_options(other).model_dump() == teacher.train.model_dump()))
+        found = _member(models, ModelSpec(**teacher.model_dump()), besides=student)
         if found is not None:
             out[student] = found
     return out

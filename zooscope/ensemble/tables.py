@@ -11,7 +11,6 @@ probability files changed are computed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from zooscope.artifacts import Predictions, read_cards, read_predictions, read_top5, unordered_pairs
-from zooscope.config import Study, compression_roots, lint_zoo, teacher_of
+from zooscope.config import Study, compression_roots, lint_zoo, teacher_of, trained_apart
 from zooscope.ensemble.agreement import image_split
 from zooscope.ensemble.greedy import ensemble_curve, greedy_ensemble
 from zooscope.ensemble.groups import subgroup_tables
@@ -72,12 +71,12 @@ def _group_summary(frame: pl.DataFrame, per_group: pl.DataFrame, groups: dict[st
 
 
 def _partners(frame: pl.DataFrame, preds: Predictions, predictions: str | Path, ids: list[str],
-              roots: Mapping[str, str]) -> tuple[PartnerChoice, dict[str, pl.Series]]:
+              designed: list[str]) -> tuple[PartnerChoice, dict[str, pl.Series]]:
     """Partner choice without labels (``zooscope.ensemble.partners``) from the pair table's label-free columns and
     each model's eval top-5 classes and mean max-probability (no eval label read), over the models trained apart: a
     compressed model (a key of ``roots``) is nearly a copy of its parent, and its pairs would fit and score the
-    easiest rankings. Returns the choice and its columns over every pair of ``frame`` (null for the others')."""
-    designed = [mid for mid in ids if mid not in roots]
+    easiest rankings (``designed``: :func:`zooscope.config.trained_apart`). Returns the choice and its columns over
+    every pair of ``frame`` (null for the others')."""
     index = {mid: m for m, mid in enumerate(designed)}
     keep = frame["model_a"].is_in(designed) & frame["model_b"].is_in(designed)
     kept = frame.filter(keep)
@@ -118,7 +117,7 @@ def ensemble_tables(study: Study, *, models: str | Path, predictions: str | Path
     chosen_on = calibration_columns(calibration, pairs)
     frame = pairs_table(table.frame.join(chosen_on, on=["model_a", "model_b"], how="left", maintain_order="left"),
                         similarity)
-    partners, partner_columns = _partners(frame, preds, predictions, ids, compression_roots(study.models))
+    partners, partner_columns = _partners(frame, preds, predictions, ids, trained_apart(study.models))
     frame = frame.with_columns(**partner_columns)
     size = min(settings.greedy_max_size, len(ids))
     order = greedy_ensemble(lambda m: np.load(calibration.probs[m], mmap_mode="r"), calibration.labels, max_size=size,

@@ -9,7 +9,7 @@ per ordered pair) come from :mod:`zooscope.mistakes.parts`, cached in the stage'
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import polars as pl
 import torch
 
 from zooscope.artifacts import Predictions, embedding_file, pair_matrix, prediction_files, read_predictions
-from zooscope.config import MistakesSettings, Study
+from zooscope.config import MistakesSettings, Study, trained_apart
 from zooscope.mistakes.adversarial import Transfer, matrix_correlation, transfer_rates
 from zooscope.mistakes.critic import prototype_mmd
 from zooscope.mistakes.explain import nearest_training
@@ -69,7 +69,7 @@ def _explanations(train_emb: np.ndarray, queries: np.ndarray, train_ids: np.ndar
 def consensus_table(preds: Predictions, *, num_classes: int, min_share: float, explain: dict, k: int,
                     show: int) -> pl.DataFrame:
     """Consensus errors, ranked: {rank, sample_id, label, consensus_pred, share, confidence, votes (every
-    model's prediction, study order), neighbour_ids / neighbour_labels / neighbour_sim (the ``k`` nearest
+    model's prediction, in the order of ``preds``: the mistakes stage gives the models trained apart), neighbour_ids / neighbour_labels / neighbour_sim (the ``k`` nearest
     training samples in the strongest model's embedding; for the first ``show`` rows, empty after)}.
 
     ``explain`` holds the strongest model's ``train`` [n_train, d] and ``eval`` [n, d] embeddings and the
@@ -146,20 +146,24 @@ def critic_tables(embeddings_dir: str | Path, ids: list[str], labels: np.ndarray
 
 
 def transfer_table(got: Transfer, y: torch.Tensor, kappa: np.ndarray, accuracy: np.ndarray, *,
-                   settings: MistakesSettings) -> tuple[pl.DataFrame, dict[str, float]]:
+                   settings: MistakesSettings, among: Sequence[str] | None = None) -> tuple[pl.DataFrame, dict[str, float]]:
     """The transfer matrix ``got`` (:func:`zooscope.mistakes.adversarial.transfer_matrix`) as rows {source, target, attack, eps, accuracy (of the target on the source's examples),
     transfer_rate, transfer_rate_lo, transfer_rate_hi, eligible, kappa} (the rate of
     :func:`zooscope.mistakes.adversarial.transfer_rates` with its 95% interval over the attacked samples, nan on the
     diagonal; kappa of the pair, nan on the diagonal), the correlation of the transfer rate with kappa over ordered
     pairs, plain and with both models' eval ``accuracy`` [M] held fixed
-    (:func:`zooscope.mistakes.adversarial.matrix_correlation`)."""
+    (:func:`zooscope.mistakes.adversarial.matrix_correlation`), over the ordered pairs of ``among`` (the models trained
+    apart, :func:`zooscope.config.trained_apart`: a compression transfers to its parent as to itself) or of all."""
     rates = transfer_rates(got.clean, got.adversarial, y.numpy(), n_boot=settings.n_boot, seed=settings.seed)
     ids = got.models
     rows = [{"source": a, "target": b, "attack": settings.transfer_attack, "eps": settings.transfer_eps,
              "accuracy": got.accuracy[i, j], "transfer_rate": rates["rate"][i, j], "transfer_rate_lo": rates["lo"][i, j],
              "transfer_rate_hi": rates["hi"][i, j], "eligible": int(rates["eligible"][i, j]), "kappa": kappa[i, j]}
             for i, a in enumerate(ids) for j, b in enumerate(ids)]
-    return pl.DataFrame(rows), matrix_correlation(rates["rate"], kappa, accuracy=accuracy)
+    keep = np.array([ids.index(m) for m in (ids if among is None else among)])
+    sub = np.ix_(keep, keep)
+    return pl.DataFrame(rows), matrix_correlation(rates["rate"][sub], np.asarray(kappa)[sub],
+                                                  accuracy=np.asarray(accuracy)[keep])
 
 
 def adversarial_examples(transfer: Transfer, source: str, inputs: torch.Tensor,
@@ -259,13 +263,14 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
         progress: a progress bar per part. log: called first with one line estimating the attack work (pairs and
             attacks to compute against cached, images, PGD steps).
     """
-    cfg, ids = study.mistakes, list(study.models)
+    cfg, ids, apart = study.mistakes, list(study.models), trained_apart(study.models)
     preds = read_predictions(predictions, ids)
+    voters = preds if apart == ids else read_predictions(predictions, apart)  # the consensus: the models trained apart
     eval_pos = dataset.split("eval")
     if not np.array_equal(dataset.sample_ids[eval_pos], preds.sample_ids):
         raise ValueError(f"{predictions}: eval sample ids differ from the dataset's eval split; re-run predict")
     nc = dataset.num_classes
-    strongest = ids[int(preds.correct.mean(1).argmax())]
+    strongest = apart[int(voters.correct.mean(1).argmax())]
     train_pos = dataset.split("train")
     emb = Path(embeddings)
     explain = {"train": np.load(embedding_file(emb / strongest, "train"), mmap_mode="r"),
@@ -283,7 +288,7 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
 
     taxonomy, confusions = taxonomy_tables(predictions, ids, num_classes=nc, near_miss_k=k,
                                            top_confusions=cfg.top_confusions)
-    consensus = consensus_table(preds, num_classes=nc, min_share=cfg.consensus_share, explain=explain,
+    consensus = consensus_table(voters, num_classes=nc, min_share=cfg.consensus_share, explain=explain,
                                 k=cfg.explain_k, show=cfg.show)
     neighbours = neighbour_table(np.asarray(explain["eval"]), preds.labels, preds.sample_ids, k=cfg.neighbour_k,
                                  num_classes=nc, model=strongest)
@@ -311,7 +316,8 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
     accuracies, computed["robustness"] = robust_accuracies(plan, zoo, y, settings=cfg, cache=cache, progress=progress)
     crafted, done = transfer_results(plan, zoo, y, settings=cfg, cache=cache, keep=(strongest,), progress=progress)
     computed |= done
-    transfer, corr = transfer_table(crafted, y, pair_matrix(pairs, ids, "kappa"), preds.correct.mean(1), settings=cfg)
+    transfer, corr = transfer_table(crafted, y, pair_matrix(pairs, ids, "kappa"), preds.correct.mean(1), settings=cfg,
+                                    among=apart)
     robustness = robustness_rows(accuracies, crafted, y.numpy(), settings=cfg)
     _, inputs, embed = zoo(strongest)
     adv_rows, adv_images = adversarial_examples(crafted, strongest, inputs, y, preds.sample_ids[sub], embed=embed,

@@ -4,8 +4,9 @@ kappa with the parent and accuracy on the corrupted sets, and the group and clas
 
 from __future__ import annotations
 
-from typing import Any
+import polars as pl
 
+from zooscope.compression import describe, plot_frame
 from zooscope.report import figures
 from zooscope.report.data import ReportData
 from zooscope.report.group_sections import group_name
@@ -26,12 +27,13 @@ def _interval(lo: float, hi: float) -> str:
     return f"[{_points(lo)}, {_points(hi)}]"
 
 
-def _method(row: dict[str, Any]) -> str:
-    return "prune+fine-tune" if row["method"] == "prune" and row["finetune_epochs"] else row["method"]
-
+#: The figure's panels: a statistic of :data:`zooscope.compression.PLOT_STATISTICS` -> (title, factor).
+_PANELS = {"top1": ("top-1 (%)", 100), "churn": ("churn vs parent (%)", 100), "kappa": ("kappa with parent", 1),
+           "shift_top1": ("corrupted top-1 (%)", 100), "worst_class_delta": ("largest class loss (pts)", 100)}
 
 _COLUMNS = (
-    Column("model", "model"), Column("parent", "parent"), Column("how", "compression"),
+    Column("model", "model"), Column("parent", "parent"), Column("how", "compression", str, False,
+                                                                  "sparsity counted from the weights"),
     Column("sparsity", "sparsity %", pct, True, "share of conv and linear weights that are zero, counted from the weights"),
     Column("top1", "top-1 %", pct, True), Column("top1_delta", "vs parent (pts)", _points, True),
     Column("delta_ci", "95% CI", str, False, "over images: these two networks on other images like these"),
@@ -55,28 +57,14 @@ def compression_section(data: ReportData) -> list[Section]:
         return [Section("compression", "Compressed models against their parents", data.source("compression"),
                         tag("p", metrics["finding"] + " Declare one with source recipe:prune or recipe:quantize and "
                                  "train.parent: *<a zoo member> in params.yaml.", class_="note"))]
-    rows = []
-    for r in frame.iter_rows(named=True):
-        how = f"pruned {100 * r['target_sparsity']:.0f}%" if r["method"] == "prune" else "int8"
-        how += f" + {r['finetune_epochs']} ep fine-tune" if r["finetune_epochs"] else ""
-        rows.append(r | {"how": how, "delta_ci": _interval(r["top1_delta_lo"], r["top1_delta_hi"]),
-                         "churn_ci": f"[{pct(r['churn_lo'])}, {pct(r['churn_hi'])}]",
-                         "shift_delta": None if r["shift_top1"] is None else r["shift_top1"] - r["parent_shift_top1"],
-                         "worst_class": group_name(data, r["worst_class"])})
-    stats = {"top-1 (%)": ("top1", "parent_top1", 100), "churn vs parent (%)": ("churn", None, 100),
-             "kappa with parent": ("kappa", None, 1), "corrupted top-1 (%)": ("shift_top1", "parent_shift_top1", 100),
-             "largest class loss (pts)": ("worst_class_delta", None, 100)}
-    panels = {}
-    for title, (key, parent_key, scale) in stats.items():
-        points = []
-        for r in frame.iter_rows(named=True):
-            if r[key] is None:
-                continue
-            parent_value = r[parent_key] if parent_key else {"churn": 0.0, "kappa": 1.0, "worst_class_delta": 0.0}[key]
-            points += [(0.0, scale * parent_value, "parent", r["parent"]),
-                       (r["sparsity"], scale * r[key], _method(r), r["model"])]
-        if points:
-            panels[title] = list(dict.fromkeys(points))
+    rows = [r | {"how": describe(r), "delta_ci": _interval(r["top1_delta_lo"], r["top1_delta_hi"]),
+                 "churn_ci": f"[{pct(r['churn_lo'])}, {pct(r['churn_hi'])}]",
+                 "shift_delta": None if r["shift_top1"] is None else r["shift_top1"] - r["parent_shift_top1"],
+                 "worst_class": group_name(data, r["worst_class"])} for r in frame.iter_rows(named=True)]
+    points = plot_frame(frame)
+    panels = {title: [(r["sparsity"], scale * r["value"], r["method"], r["model"])
+                      for r in points.filter(pl.col("statistic") == stat).iter_rows(named=True)]
+              for stat, (title, scale) in _PANELS.items() if (points["statistic"] == stat).any()}
     differs = metrics.get("rebuilt_parent_differs", [])
     body = join([
         tag("p", metrics["finding"], class_="headline"),

@@ -198,6 +198,8 @@ def load_report_data(study: Study, *, model_metrics: str | Path, study_metrics: 
                  "groups": str(groups), "subgroup_plot": str(subgroup_plot), "compression": str(compression)}
     if (mistakes is None) != (mistakes_metrics is None):
         raise ValueError("give both the mistakes folder and its metrics file, or neither")
+    if (compression is None) != (compression_metrics is None):
+        raise ValueError("give both the compression table and its metrics file, or neither")
     loaded = None
     if mistakes is not None:
         artifacts |= {"mistakes": str(mistakes), "mistakes_metrics": str(mistakes_metrics)}

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from zooscope.report.page import Html, esc
-from zooscope.vocab import GROUPS, SUBSETS, group_rank
+from zooscope.vocab import COMPRESSED_OTHER, COMPRESSION, GROUPS, SUBSETS, group_rank
 
 __all__ = ["Scale", "svg", "category_intervals", "category_scatter", "greedy_curve", "heatmap", "class_heatmap",
            "reliability_grid", "line_panels", "specialisation", "accuracy_on_the_line", "against_sparsity"]
 
-#: One colour per group of zooscope.vocab.GROUPS: the base model, then each methodology category.
-CATEGORY_COLORS = dict(zip(GROUPS, ("#444444", "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756"), strict=True))
+#: One colour per group of zooscope.vocab.GROUPS (the base model, then each methodology category) and for the pairs of
+#: a compressed model.
+CATEGORY_COLORS = dict(zip(GROUPS, ("#444444", "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756"), strict=True)) | {
+    COMPRESSION: "#9d755d", COMPRESSED_OTHER: "#bab0ac"}
 _RC = {"text.parse_math": False, "svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
        "axes.spines.right": False, "svg.hashsalt": "zooscope", "font.family": "DejaVu Sans"}
 

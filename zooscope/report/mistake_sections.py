@@ -15,13 +15,14 @@ import numpy as np
 import polars as pl
 
 from zooscope.artifacts import ADVERSARIAL_IMAGES, pair_matrix
+from zooscope.config import trained_apart
 from zooscope.mistakes.taxonomy import MANY_CLASSES
 from zooscope.report import figures
 from zooscope.report.data import MistakesData, ReportData, model_order
 from zooscope.report.page import Column, Html, Section, join, table, tag
 from zooscope.report.pair_sections import image_thumb, thumb
 from zooscope.report.study_sections import num, pct
-from zooscope.vocab import group_rank
+from zooscope.vocab import CATEGORIES, group_rank
 
 __all__ = ["mistake_sections", "critic_models", "consensus_rows", "critic_picks", "transfer_view"]
 
@@ -30,8 +31,8 @@ def consensus_rows(consensus: pl.DataFrame, models: list[str], *, top: int = 24)
     """The ``top`` consensus errors, best first, with the zoo's votes and their explanation by example.
 
     Args:
-        consensus: the mistakes stage's ``consensus`` table; models: the study's model ids in study order
-            (the order of each row's votes).
+        consensus: the mistakes stage's ``consensus`` table; models: the ids of the models that voted, in study
+            order (the order of each row's votes: :func:`zooscope.config.trained_apart`).
 
     Returns:
         rows ``{rank, sample_id, label, consensus_pred, share, confidence, votes: {model: predicted class},
@@ -112,8 +113,8 @@ def _taxonomy(data: ReportData, mis: MistakesData) -> Section:
 
 
 def _consensus(data: ReportData, mis: MistakesData) -> Section:
-    metrics, models, cls = mis.metrics, list(data.study.models), data.classes
-    rows = consensus_rows(mis.tables["consensus"], models, top=data.study.report.thumbnails)
+    metrics, cls = mis.metrics, data.classes
+    rows = consensus_rows(mis.tables["consensus"], trained_apart(data.study.models), top=data.study.report.thumbnails)
     cfg = data.study.mistakes
     parts = []
     if not rows:
@@ -144,9 +145,10 @@ def _consensus(data: ReportData, mis: MistakesData) -> Section:
 
 def critic_models(overlap: pl.DataFrame, models: pl.DataFrame, *, base: str, others: int = 2) -> list[str]:
     """The models whose MMD-critic picks the report shows side by side: the base and ``others`` models of the
-    most distant categories present (dataset, then framework, ...), one per category while categories last;
-    within a category the model whose prototypes lie farthest from the base's (mean MMD ratio over classes), a
-    model flagged weak only when its category has no other.
+    most distant methodology categories present (dataset, then framework, ...), one per category while categories
+    last; within a category the model whose prototypes lie farthest from the base's (mean MMD ratio over classes), a
+    model flagged weak only when its category has no other. Compressed models (no methodology category) are not
+    chosen.
 
     Args:
         overlap: the mistakes stage's ``prototype_overlap`` table (class, model_a, model_b, ratio).
@@ -156,7 +158,7 @@ def critic_models(overlap: pl.DataFrame, models: pl.DataFrame, *, base: str, oth
         the base, then the chosen models in category order (reinit ... dataset).
     """
     far = dict(_to_base(overlap, base).group_by("model").agg(pl.col("ratio").mean()).rows())
-    rows = [r for r in models.select("model", "category", "weak").rows() if r[0] != base]
+    rows = [r for r in models.select("model", "category", "weak").rows() if r[0] != base and r[1] in CATEGORIES]
     ranked = sorted(rows, key=lambda r: (-group_rank(r[1]), r[2], -(far.get(r[0]) or 0.0), r[0]))
     firsts = [r for i, r in enumerate(ranked) if i == 0 or ranked[i - 1][1] != r[1]]
     picks = (firsts + [r for r in ranked if r not in firsts])[:others]

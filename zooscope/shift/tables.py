@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from zooscope.artifacts import SHIFTED_SUMMARY, read_cards, read_predictions, shifted_file, unordered_pairs
-from zooscope.config import Study, compression_roots
+from zooscope.config import Study, compression_roots, trained_apart
 from zooscope.data.datasets import Dataset
 from zooscope.ensemble.agreement import all_pairs_agreement
 from zooscope.io import read_json
@@ -159,7 +159,7 @@ def shift_tables(study: Study, dataset: Dataset, *, models: str | Path, predicti
                    **(_clean_quality(probs[name][i], labels[name], bins=study.predict.ece_bins) if name == CLEAN else
                       {k: summaries[mid]["sets"][name][k] for k in ("nll", "ece")})}
                   for j, name in enumerate(names) for i, mid in enumerate(ids)]
-    designed = np.array([study.models[mid].parent is None for mid in ids])
+    designed = np.isin(ids, trained_apart(study.models))
     robust = _robustness(acc[:, 1:], acc[:, 0], full, sets, {name: len(y) for name, y in labels.items()}, designed)
     for row in model_rows:
         fit = robust.get(row["set"])

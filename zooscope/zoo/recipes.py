@@ -300,6 +300,21 @@ _RECIPES = {
 }
 
 
+def _parent_data(spec: ModelSpec, opts: PruneTrain | QuantizeTrain) -> tuple[str, Imbalance | None]:
+    """(subset, imbalance) a compression trains or calibrates on: its own ``subset`` (with its imbalance) when given,
+    else its parent's training data, followed up a chain of compressions (the train split for a model not trained
+    here)."""
+    if opts.subset is not None:
+        return opts.subset, getattr(opts, "imbalance", None)
+    parent = spec.parent
+    if parent.parent is not None:
+        return _parent_data(parent, recipe_train_options(parent))
+    if parent.kind != "recipe":
+        return "train", None
+    parent_opts = recipe_train_options(parent)
+    return getattr(parent_opts, "subset", "train"), getattr(parent_opts, "imbalance", None)
+
+
 def _prune(spec: ModelSpec, opts: PruneTrain, model: nn.Module, dataset: Dataset, pre: dict,
            progress: bool) -> tuple[nn.Module, dict]:
     prune_global(model, amount=opts.sparsity)
@@ -307,7 +322,8 @@ def _prune(spec: ModelSpec, opts: PruneTrain, model: nn.Module, dataset: Dataset
     if opts.epochs:
         seed = int(spec.tags.seed)
         torch.manual_seed(seed)
-        x, y = _train_tensors(dataset, opts.subset, pre, opts.imbalance)
+        subset, imbalance = _parent_data(spec, opts)
+        x, y = _train_tensors(dataset, subset, pre, imbalance)
 
         def loss_fn(net: nn.Module, xb: torch.Tensor, yb: torch.Tensor, _g: torch.Generator) -> torch.Tensor:
             return F.cross_entropy(net(_cl(xb)), yb)
@@ -320,7 +336,10 @@ def _prune(spec: ModelSpec, opts: PruneTrain, model: nn.Module, dataset: Dataset
 
 def _quantize(spec: ModelSpec, opts: QuantizeTrain, model: nn.Module, dataset: Dataset, pre: dict,
               progress: bool) -> tuple[nn.Module, dict]:
-    pos = dataset.split(opts.subset)
+    subset, imbalance = _parent_data(spec, opts)
+    pos = dataset.split(subset)
+    if imbalance is not None:
+        pos = imbalanced(pos, dataset.labels[pos], imbalance, num_classes=dataset.num_classes)
     rng = np.random.default_rng(int(spec.tags.seed))
     chosen = np.sort(rng.choice(pos, size=min(opts.calibration_images, len(pos)), replace=False))
     quantize_int8(model, iter_batches(dataset, chosen, pre, batch_size=256))
@@ -338,8 +357,8 @@ def compress_recipe(spec: ModelSpec, parent: nn.Module, *, dataset: Dataset, pre
     sparsity counted from the weights, and the fine-tune's or the calibration's details)."""
     opts = recipe_train_options(spec)
     _deterministic_kernels()
-    model, summary = _COMPRESSIONS[spec.target](spec, opts, parent.to(memory_format=torch.contiguous_format), dataset, preprocess,
-                              progress)
+    model = parent.to(memory_format=torch.contiguous_format)
+    model, summary = _COMPRESSIONS[spec.target](spec, opts, model, dataset, preprocess, progress)
     return model.to(memory_format=torch.contiguous_format).eval(), summary
 
 
@@ -355,7 +374,10 @@ def _deterministic_kernels() -> None:
 
 def train_recipe(spec: ModelSpec, *, dataset: Dataset, progress: bool = True) -> tuple[nn.Module, dict, dict]:
     """Train a ``recipe:`` model; returns (model in eval mode, preprocessing config, training summary)."""
-    recipe = _RECIPES[spec.target]  # the study schema admits only names of zooscope.config.RECIPES
+    if spec.target not in _RECIPES:
+        raise ValueError(f"recipe:{spec.target} derives a model from its parent: fetch it (zooscope.zoo.sources."
+                         "fetch_model), which calls compress_recipe")
+    recipe = _RECIPES[spec.target]
     opts = recipe_train_options(spec)
     pre = native_preprocess(dataset.images[dataset.split("train")])
     _deterministic_kernels()
