@@ -26,7 +26,8 @@ pytestmark = pytest.mark.slow
 def test_repro_runs_every_stage_of_every_model(studied):
     repo, out = studied
     expected = {f"{s}@{m}" for s in ("fetch", "embed", "probe", "predict", "shifted") for m in TINY_STUDY["models"]}
-    assert set(ran_stages(out)) == expected | {"inputs", "similarity", "ensemble", "mistakes", "shift", "report"}
+    assert set(ran_stages(out)) == expected | {"inputs", "similarity", "ensemble", "mistakes", "shift", "compression",
+                                               "report"}
     for mid in TINY_STUDY["models"]:
         card = json.loads((repo / f"artifacts/models/{mid}/card.json").read_text())
         assert card["id"] == mid and len(card["sha256"]) == 64
@@ -83,7 +84,8 @@ def test_nothing_changed_runs_nothing_and_one_model_change_reruns_only_that_mode
     write_study(work / "params.yaml", study)
     out = dvc(work, "repro").stdout
     assert sorted(ran_stages(out)) == sorted([*(f"{s}@cnn_b" for s in ("fetch", "embed", "probe", "predict", "shifted")),
-                                              "inputs", "similarity", "ensemble", "mistakes", "shift", "report"])
+                                              "inputs", "similarity", "ensemble", "mistakes", "shift", "compression",
+                                              "report"])
     pairs_with_cnn_b = len(TINY_STUDY["models"]) - 1
     assert f"similarity: 6 pairs, {pairs_with_cnn_b} computed" in out and f"ensemble: 6 pairs, {pairs_with_cnn_b} computed" in out
 

@@ -141,7 +141,7 @@ def test_partner_choice_without_labels(studied, capsys):
 def test_adding_a_model_computes_only_its_pairs(grown):
     work, out = grown
     stages = [*(f"{s}@kd_a" for s in ("fetch", "embed", "probe", "predict", "shifted")), "inputs", "similarity",
-              "ensemble", "mistakes", "shift", "report"]
+              "ensemble", "mistakes", "shift", "compression", "report"]
     assert sorted(ran_stages(out)) == sorted(stages)
     assert "similarity: 10 pairs, 4 computed" in out and "ensemble: 10 pairs, 4 computed" in out
     assert "concatenated probes 10, 4 computed" in out

@@ -37,7 +37,7 @@ def test_a_study_without_settings_runs_and_an_added_probe_section_re_runs_what_u
     per_model = ("fetch", "embed", "probe", "predict", "shifted")
     assert set(ran_stages(dvc(repo, "repro").stdout)) == {
         "inputs", *(f"{s}@{m}" for s in per_model for m in ("cnn_a", "mlp")), "similarity", "ensemble", "mistakes",
-        "shift", "report"}
+        "shift", "compression", "report"}
     resolved = json.loads((repo / SETTINGS).read_text())
     assert resolved["probe"] == PROBE_DEFAULTS and resolved["threads"] == 1
     assert locked_params(repo, "probe@mlp", "probe") == PROBE_DEFAULTS  # the values used, defaults included

@@ -99,7 +99,8 @@ def test_adding_a_set_reruns_the_shift_stages_only_and_computes_that_set_only(st
     write_study(work / "params.yaml", study)
     out = dvc(work, "repro").stdout
     models = list(TINY_STUDY["models"])
-    assert sorted(ran_stages(out)) == sorted(["inputs", *(f"shifted@{m}" for m in models), "shift", "report"])
+    assert sorted(ran_stages(out)) == sorted(["inputs", *(f"shifted@{m}" for m in models), "shift", "compression",
+                                              "report"])
     assert out.count("3 sets (1 computed, the rest cached)") == len(models)
     assert json.loads((work / "metrics/shift.json").read_text())["sets"] == [*SETS, "contrast-4"]
 
@@ -123,7 +124,8 @@ def test_a_shifted_folder_is_fed_through_every_model_and_set_against_the_eval_sp
     write_study(work / "params.yaml", study)
     out = dvc(work, "repro").stdout
     models = list(TINY_STUDY["models"])
-    assert sorted(ran_stages(out)) == sorted(["inputs", *(f"shifted@{m}" for m in models), "shift", "report"])
+    assert sorted(ran_stages(out)) == sorted(["inputs", *(f"shifted@{m}" for m in models), "shift", "compression",
+                                              "report"])
     assert out.count("3 sets (1 computed, the rest cached)") == len(models)
 
     metrics = json.loads((work / "metrics/shift.json").read_text())
