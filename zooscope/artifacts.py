@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +236,11 @@ class Predictions:
     def correct(self) -> np.ndarray:
         """bool [n_models, n]."""
         return self.pred == self.labels
+
+    def select(self, ids: Sequence[str]) -> Predictions:
+        """The predictions of ``ids`` (models of this set), in that order."""
+        rows = [self.models.index(mid) for mid in ids]
+        return replace(self, models=tuple(ids), pred=self.pred[rows], probs=tuple(self.probs[r] for r in rows))
 
     def class_accuracy(self, *, num_classes: int) -> np.ndarray:
         """float [n_models, num_classes]: each model's accuracy on the samples of each class (nan: no sample)."""

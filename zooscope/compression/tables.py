@@ -89,14 +89,15 @@ def _shift_side(mid: str, parent: str, shift: Mapping[str, Any], shifted: Path) 
 def _group_drops(mid: str, parent: str, groups: pl.DataFrame) -> dict[str, Any]:
     """Per kind (a group of classes, a class): the one where the model loses most accuracy against its parent (a
     group without eval images, whose accuracy is NaN, is left out; None where none is left)."""
+    accuracy = {(model, kind, group): acc for model, kind, group, acc in
+                groups.filter(pl.col("model").is_in([mid, parent])).select("model", "kind", "group", "accuracy").rows()}
     out: dict[str, Any] = {}
     for kind in ("group", "class"):
-        rows = groups.filter(pl.col("kind") == kind)
-        mine = dict(zip(rows.filter(pl.col("model") == mid)["group"], rows.filter(pl.col("model") == mid)["accuracy"]))
-        theirs = dict(zip(rows.filter(pl.col("model") == parent)["group"],
-                          rows.filter(pl.col("model") == parent)["accuracy"]))
-        deltas = {g: mine[g] - theirs[g] for g in mine
-                  if g in theirs and mine[g] is not None and theirs[g] is not None and np.isfinite(mine[g] - theirs[g])}
+        deltas = {}
+        for (model, k, group), acc in accuracy.items():
+            theirs = accuracy.get((parent, k, group))
+            if model == mid and k == kind and acc is not None and theirs is not None and np.isfinite(acc - theirs):
+                deltas[group] = acc - theirs
         worst = min(deltas, key=lambda g: deltas[g], default=None)
         out[f"worst_{kind}"], out[f"worst_{kind}_delta"] = worst, None if worst is None else float(deltas[worst])
     return out
@@ -152,10 +153,10 @@ def compression_tables(study: Study, *, models: str | Path, predictions: str | P
         ids = list(dict.fromkeys([*parents, *parents.values()]))
         cards, preds = read_cards(models, ids), read_predictions(predictions, ids)
         index = {mid: i for i, mid in enumerate(ids)}
+        digests = {p: tensors_digest(load_state_dict_file(Path(models) / p / WEIGHTS)) for p in set(parents.values())}
         for mid, parent in parents.items():
             done = cards[mid]["training"]["compression"]
-            same = tensors_digest(load_state_dict_file(Path(models) / parent / WEIGHTS)) == cards[mid]["training"][
-                "parent_weights"]
+            same = digests[parent] == cards[mid]["training"]["parent_weights"]
             pred, parent_pred = preds.pred[index[mid]], preds.pred[index[parent]]
             right, parent_right = pred == preds.labels, parent_pred == preds.labels
             ci = _paired_intervals(right, parent_right, pred != parent_pred, n_boot=study.ensemble.n_boot,

@@ -265,7 +265,7 @@ def mistakes_tables(study: Study, dataset, *, models: str | Path, embeddings: st
     """
     cfg, ids, apart = study.mistakes, list(study.models), trained_apart(study.models)
     preds = read_predictions(predictions, ids)
-    voters = preds if apart == ids else read_predictions(predictions, apart)  # the consensus: the models trained apart
+    voters = preds.select(apart)  # the consensus: the models trained apart
     eval_pos = dataset.split("eval")
     if not np.array_equal(dataset.sample_ids[eval_pos], preds.sample_ids):
         raise ValueError(f"{predictions}: eval sample ids differ from the dataset's eval split; re-run predict")

@@ -5,7 +5,7 @@ APIs, and what a compressed network's weights say about it.
   every convolution and linear layer taken together (Han et al. 2015; Blalock et al. 2020 call it global magnitude
   pruning); the masks stay on while a caller fine-tunes, :func:`make_permanent` folds them in.
 - :func:`quantize_int8`: the post-training scheme of torch's x86 default (``get_default_qconfig("x86")``, whose
-  observers :func:`_observers` builds with the range spelled out, as torch now asks): every convolution and linear
+  observers are built here with the range spelled out, as torch now asks): every convolution and linear
   weight per output channel, symmetric int8 (``PerChannelMinMaxObserver``; the weight replaced by
   ``clamp(round(w / scale)) * scale``); every such layer's input per tensor, unsigned in x86's reduced range 0..127,
   the scale and zero point from a ``HistogramObserver`` over calibration batches. The network keeps float storage and
@@ -26,7 +26,9 @@ __all__ = ["compressible", "sparsity", "prune_global", "make_permanent", "quanti
            "INT8_BUFFERS"]
 
 #: The buffers :func:`quantize_int8` adds to each convolution and linear layer (their input's quantisation).
-INT8_BUFFERS = ("input_scale", "input_zero_point", "input_range")
+INT8_BUFFERS = ("input_scale", "input_zero_point")
+#: The unsigned range of a layer's quantised input: x86's reduced range (``reduce_range``), 0..127.
+ACTIVATION_RANGE = (0, 127)
 
 
 def compressible(model: nn.Module) -> list[nn.Module]:
@@ -69,9 +71,9 @@ def make_permanent(model: nn.Module) -> nn.Module:
 def _quantize_input(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
     """The layer's input on its int8 grid, in float32 whatever the input's type (autocast feeds bfloat16), then
     back in that type."""
-    lo, hi = (int(v) for v in module.input_range)
     x = inputs[0]
-    q = torch.fake_quantize_per_tensor_affine(x.float(), module.input_scale.float(), module.input_zero_point, lo, hi)
+    q = torch.fake_quantize_per_tensor_affine(x.float(), module.input_scale.float(), module.input_zero_point,
+                                              *ACTIVATION_RANGE)
     return (q.to(x.dtype), *inputs[1:])
 
 
@@ -83,24 +85,24 @@ def attach_int8(model: nn.Module) -> nn.Module:
         if not hasattr(m, "input_scale"):
             m.register_buffer("input_scale", torch.ones(()))
             m.register_buffer("input_zero_point", torch.zeros((), dtype=torch.int32))
-            m.register_buffer("input_range", torch.tensor([0, 255], dtype=torch.int32))
             m.register_forward_pre_hook(_quantize_input)
     return model
 
 
-def _observers() -> tuple[torch.ao.quantization.ObserverBase, torch.ao.quantization.ObserverBase]:
-    """(activation, weight) observers of torch's x86 default qconfig: a histogram observer, quint8 in 0..127 (x86's
-    ``reduce_range``), and a per-output-channel symmetric qint8 min/max observer."""
-    from torch.ao.quantization.observer import HistogramObserver, PerChannelMinMaxObserver
+def _activation_observer() -> torch.ao.quantization.ObserverBase:
+    """The activation observer of torch's x86 default qconfig: a histogram observer, quint8 in :data:`ACTIVATION_RANGE`
+    (its ``reduce_range``, spelled out as torch now asks)."""
+    from torch.ao.quantization.observer import HistogramObserver
 
-    return (HistogramObserver(dtype=torch.quint8, quant_min=0, quant_max=127),
-            PerChannelMinMaxObserver(dtype=torch.qint8, qscheme=torch.per_channel_symmetric))
+    return HistogramObserver(dtype=torch.quint8, quant_min=ACTIVATION_RANGE[0], quant_max=ACTIVATION_RANGE[1])
 
 
 def _quantized_weight(weight: torch.Tensor) -> torch.Tensor:
-    """The weight as int8 values times their per-output-channel scales (float): torch's fake quantisation, which is
-    quantise then dequantise."""
-    observer = _observers()[1]
+    """The weight as int8 values times their per-output-channel scales (float), from the weight observer of torch's
+    x86 default qconfig (per channel, symmetric qint8): torch's fake quantisation, which is quantise then dequantise."""
+    from torch.ao.quantization.observer import PerChannelMinMaxObserver
+
+    observer = PerChannelMinMaxObserver(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
     observer(weight)
     scale, zero_point = observer.calculate_qparams()
     return torch.fake_quantize_per_channel_affine(weight, scale.float(), zero_point.int(), observer.ch_axis,
@@ -115,7 +117,7 @@ def quantize_int8(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Modul
     layers = compressible(model)
     if not layers:
         raise ValueError(f"{type(model).__name__}: no convolution or linear layer to quantise")
-    observers = {m: _observers()[0] for m in layers}
+    observers = {m: _activation_observer() for m in layers}
     handles = [m.register_forward_pre_hook(lambda mod, inputs: observers[mod](inputs[0].detach())) for m in layers]
     try:
         seen = 0
@@ -133,6 +135,5 @@ def quantize_int8(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Modul
         scale, zero_point = obs.calculate_qparams()
         m.input_scale.copy_(scale.reshape(()))
         m.input_zero_point.copy_(zero_point.reshape(()).to(torch.int32))
-        m.input_range.copy_(torch.tensor([obs.quant_min, obs.quant_max], dtype=torch.int32))
         m.weight.copy_(_quantized_weight(m.weight.detach()))
     return model
